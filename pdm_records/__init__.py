@@ -1,0 +1,90 @@
+"""pdm-records: record keeper for personalized medical devices.
+
+:func:`create_app` is the only place that wires things together (STYLE §1). Imports happen inside
+it so that ``pdm_records.geometry`` and ``pdm_records.storage`` stay usable without Flask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application.
+
+    ``config`` overrides every other source (tests use it). A web server started on a production
+    configuration with problems refuses to start (:class:`~pdm_records.config.ConfigurationError`);
+    CLI commands start anyway and ``pdm doctor`` reports the problems.
+    """
+    import os
+    from pathlib import Path
+
+    from flask import Flask
+
+    from . import cli, extensions
+    from .config import ConfigurationError, load_settings
+    from .storage import make_store
+    from .web import register_web
+
+    instance_path = os.environ.get("PDM_INSTANCE_PATH")
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static",
+                instance_path=str(Path(instance_path).resolve()) if instance_path
+                else None, instance_relative_config=True)
+    settings, problems = load_settings(Path(app.instance_path), overrides=config)
+    app.config.update(settings)
+    app.extensions["pdm_config_problems"] = problems
+    if problems and app.config["PDM_ENV"] == "production" and _is_serving():
+        raise ConfigurationError(problems)
+
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(_migrations_dir()))
+    extensions.csrf.init_app(app)
+    extensions.limiter.init_app(app)
+    _init_security(app)
+
+    app.extensions["pdm_store_factory"] = lambda: make_store(app.config)
+
+    from .api import register_api
+
+    register_api(app)
+    register_web(app)
+    cli.register(app)
+    return app
+
+
+def _migrations_dir() -> Any:
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _is_serving() -> bool:
+    """True under a WSGI server (no click context) or ``flask run``; False for other commands."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    return ctx.info_name in {"run", "worker"}
+
+
+def _init_security(app: Flask) -> None:
+    from flask_security import SQLAlchemyUserDatastore
+
+    from .extensions import db, limiter, security
+    from .models import RoleRow, User
+
+    datastore = SQLAlchemyUserDatastore(db, User, RoleRow)
+    security.init_app(app, datastore)
+    # Rate-limit login attempts per client address (IMDRF N60: authentication hardening).
+    login_view = app.view_functions["security.login"]
+    app.view_functions["security.login"] = limiter.limit(  # type: ignore[assignment]
+        lambda: app.config["PDM_LOGIN_RATE_LIMIT"], methods=["POST"],
+        error_message="Too many sign-in attempts; wait a minute and try again.",
+    )(login_view)

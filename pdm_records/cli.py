@@ -1,0 +1,187 @@
+"""``flask --app app pdm …``: the same services as the web, for operators.
+
+Commands never refuse to start on a broken configuration; ``pdm doctor`` reports it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from .errors import DomainError
+from .extensions import db
+from .permissions import Role
+
+pdm = AppGroup("pdm", help="pdm-records administration commands.")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(pdm)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def _domain_error(exc: DomainError) -> None:
+    db.session.rollback()
+    lines = [exc.message]
+    for field, messages in exc.field_errors.items():
+        lines.extend(f"  {field}: {m}" for m in messages)
+    _fail("\n".join(lines))
+
+
+def _migrations_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+@pdm.command("init")
+@click.option("--admin-email", default="admin@example.org", show_default=True,
+              help="E-mail of the first administrator (created only if no administrator exists).")
+@click.option("--admin-password", default=None, envvar="PDM_ADMIN_PASSWORD",
+              help="Password of the first administrator [env PDM_ADMIN_PASSWORD]; "
+                   "generated and printed once when omitted.")
+@click.option("--admin-name", default="Administrator", show_default=True)
+def init_command(admin_email: str, admin_password: str | None, admin_name: str) -> None:
+    """Apply database migrations and create the first administrator. Safe to run twice."""
+    from flask_migrate import upgrade
+
+    from .services import doctor, users
+
+    Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
+    upgrade(directory=str(_migrations_dir()))
+    click.echo("database: migrated to head")
+    users.ensure_roles(db.session)
+    checks = {c.name: c for c in doctor._database_checks(db.session, _migrations_dir())}
+    if checks.get("administrator") and checks["administrator"].ok:
+        db.session.commit()
+        click.echo("administrator: exists already (nothing changed)")
+        return
+    generated = admin_password is None
+    password = admin_password or secrets.token_urlsafe(16)
+    try:
+        users.create_user(db.session, actor=None, email=admin_email, password=password,
+                          printed_name=admin_name, roles=[Role.ADMIN.value])
+    except DomainError as exc:
+        _domain_error(exc)
+    db.session.commit()
+    click.echo(f"administrator: created {admin_email}")
+    if generated:
+        click.echo(f"administrator password (shown once): {password}")
+
+
+@pdm.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", "printed_name", required=True, help="Printed name (shown on signatures).")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice([r.value for r in Role]), help="Repeat for several roles.")
+@click.option("--password", default=None, envvar="PDM_NEW_USER_PASSWORD",
+              help="[env PDM_NEW_USER_PASSWORD]; generated and printed once when omitted.")
+@click.option("--registration-number", default=None, help="Prescriber licence (clinicians).")
+@click.option("--site-id", type=int, default=None)
+def create_user_command(email: str, printed_name: str, roles: tuple[str, ...],
+                        password: str | None, registration_number: str | None,
+                        site_id: int | None) -> None:
+    """Create an account."""
+    from marshmallow import ValidationError as SchemaError
+
+    from .schemas import UserCreateSchema, flatten_messages
+    from .services import users
+
+    generated = password is None
+    password = password or secrets.token_urlsafe(16)
+    try:
+        data = UserCreateSchema().load({
+            "email": email, "printed_name": printed_name, "password": password,
+            "roles": list(roles), "registration_number": registration_number,
+            "site_id": site_id})
+        user = users.create_user(db.session, actor=None, **data)
+    except SchemaError as exc:
+        _domain_error(DomainError("The account could not be created.",
+                                  flatten_messages(exc.messages)))
+        return
+    except DomainError as exc:
+        _domain_error(exc)
+        return
+    db.session.commit()
+    click.echo(f"created {user.email} ({', '.join(user.role_names)})")
+    if generated:
+        click.echo(f"password (shown once): {password}")
+
+
+@pdm.command("create-token")
+@click.argument("user_email")
+@click.option("--name", default="cli", show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=None,
+              help="Lifetime in days [default: PDM_TOKEN_EXPIRY_DAYS]")
+def create_token_command(user_email: str, name: str, days: int | None) -> None:
+    """Create an API bearer token for USER_EMAIL and print it (once)."""
+    from .services import users
+
+    user = users.find_user_by_email(db.session, user_email)
+    if user is None or not user.active:
+        _fail(f"no active account {user_email!r}")
+        return
+    try:
+        _, secret = users.create_token(
+            db.session, actor=None, user=user, name=name,
+            expiry_days=days or current_app.config["PDM_TOKEN_EXPIRY_DAYS"])
+    except DomainError as exc:
+        _domain_error(exc)
+        return
+    db.session.commit()
+    click.echo(secret)
+
+
+@pdm.command("demo")
+@click.option("--password", default=None, envvar="PDM_DEMO_PASSWORD",
+              help="One password for every demo account [env PDM_DEMO_PASSWORD]; "
+                   "random ones are generated and printed otherwise.")
+def demo_command(password: str | None) -> None:
+    """Load demo sites, device types and one account per role. Safe to run twice."""
+    from .services.demo import load_demo
+
+    try:
+        logins = load_demo(db.session, password=password)
+    except DomainError as exc:
+        _domain_error(exc)
+        return
+    db.session.commit()
+    click.echo("Demo accounts (passwords are reset each time this runs):")
+    for login in logins:
+        click.echo(f"  {login.role:<10} {login.email:<26} {login.password}")
+
+
+@pdm.command("doctor")
+def doctor_command() -> None:
+    """Check configuration, database, storage and native extensions; exit 1 on any problem."""
+    from .services.doctor import run_checks
+
+    checks = run_checks(
+        config=current_app.config,
+        config_problems=current_app.extensions.get("pdm_config_problems", []),
+        session=db.session,
+        migrations_dir=_migrations_dir(),
+        store_factory=current_app.extensions["pdm_store_factory"],
+    )
+    failed = 0
+    for check in checks:
+        mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"[{mark}] {check.name}: {check.detail}")
+        if not check.ok:
+            failed += 1
+            if check.fix:
+                click.echo(f"       fix: {check.fix}")
+    click.echo(f"environment: {current_app.config['PDM_ENV']}; instance folder: "
+               f"{current_app.instance_path}; pid {os.getpid()}")
+    if failed:
+        click.secho(f"{failed} problem(s) found", fg="red")
+        sys.exit(1)
+    click.secho("all checks passed", fg="green")

@@ -1,0 +1,133 @@
+"""Pseudonymous patients and the case: the unit of record.
+
+A case (``PDM-YYYY-NNNNNN``) owns its request revisions, attachments, design iterations,
+verification reports and signatures. Patients are pseudonymous codes only (DOMAIN.md §7; MDR
+Annex XIII §1 allows a numerical code): no name is ever stored here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..clock import utcnow
+from .base import Base, JSONType, enum_column
+
+if TYPE_CHECKING:
+    from .catalogue import DeviceType, Site
+    from .files import StoredFile
+    from .users import User
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+    __table_args__ = (sa.UniqueConstraint("institution_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(32))
+    institution_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    institution: Mapped[Site] = relationship(lazy="joined")
+
+
+class CaseStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CHANGES_REQUESTED = "changes_requested"
+    IN_DESIGN = "in_design"
+    VERIFIED = "verified"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    RELEASED = "released"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class CaseNumberCounter(Base):
+    """Last case number handed out per year; rows are locked while a number is allocated."""
+
+    __tablename__ = "case_number_counter"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(default=0)
+
+
+class Case(Base):
+    __tablename__ = "case"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    status: Mapped[CaseStatus] = mapped_column(enum_column(CaseStatus), index=True)
+    patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"), index=True)
+    device_type_id: Mapped[int] = mapped_column(sa.ForeignKey("device_type.id"), index=True)
+    institution_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
+    prescriber_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Latest retention deadline over all the case's record objects (the retention issue keeps it).
+    retain_until: Mapped[datetime | None] = mapped_column(default=None, index=True)
+
+    patient: Mapped[Patient] = relationship(lazy="joined")
+    device_type: Mapped[DeviceType] = relationship(lazy="joined")
+    institution: Mapped[Site] = relationship(lazy="joined")
+    prescriber: Mapped[User] = relationship(lazy="joined")
+    revisions: Mapped[list[RequestRevision]] = relationship(
+        back_populates="case", order_by="RequestRevision.revision"
+    )
+    iterations: Mapped[list[DesignIteration]] = relationship(
+        back_populates="case", order_by="DesignIteration.number"
+    )
+
+
+class RevisionStatus(StrEnum):
+    DRAFT = "draft"
+    SIGNED = "signed"
+    SUPERSEDED = "superseded"
+
+
+class RequestRevision(Base):
+    """One version of the documented request (prescription / design input)."""
+
+    __tablename__ = "request_revision"
+    __table_args__ = (sa.UniqueConstraint("case_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("case.id"), index=True)
+    revision: Mapped[int]
+    status: Mapped[RevisionStatus] = mapped_column(enum_column(RevisionStatus))
+    content: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    content_sha256: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    supersedes_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("request_revision.id"), default=None
+    )
+
+    case: Mapped[Case] = relationship(back_populates="revisions")
+
+
+class DesignIteration(Base):
+    """A mesh the engineers produced for a case, based on one request revision."""
+
+    __tablename__ = "design_iteration"
+    __table_args__ = (sa.UniqueConstraint("case_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("case.id"), index=True)
+    number: Mapped[int]
+    based_on_revision_id: Mapped[int] = mapped_column(sa.ForeignKey("request_revision.id"))
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+    units: Mapped[str] = mapped_column(sa.String(8), default="mm")
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="iterations")
+    file: Mapped[StoredFile] = relationship(lazy="joined")

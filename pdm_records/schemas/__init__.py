@@ -1,0 +1,134 @@
+"""Input and output schemas (marshmallow), shared by the HTML forms and the JSON API.
+
+Each input is validated once, here (STYLE §8); rules that need the database live in services.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from ..permissions import Role
+
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def no_control_chars(value: str) -> None:
+    if CONTROL_CHARS.search(value):
+        raise ValidationError("Remove control or text-direction characters.")
+
+
+class Text(fields.String):
+    """A trimmed string without control characters."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        result = result.strip()
+        no_control_chars(result)
+        return result
+
+
+class UserCreateSchema(Schema):
+    email = Text(required=True, validate=validate.Length(max=255))
+    printed_name = Text(required=True, validate=validate.Length(min=2, max=200))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=256))
+    roles = fields.List(fields.String(validate=validate.OneOf([r.value for r in Role])),
+                        required=True, validate=validate.Length(min=1, max=4))
+    registration_number = Text(load_default=None, validate=validate.Length(max=64))
+    site_id = fields.Integer(load_default=None, allow_none=True, strict=False)
+
+    @validates("email")
+    def _email(self, value: str, **_: Any) -> None:
+        try:
+            validate_email(value, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValidationError(f"Enter a valid e-mail address ({exc}).") from exc
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    email = fields.String()
+    printed_name = fields.String()
+    registration_number = fields.String(allow_none=True)
+    site_id = fields.Integer(allow_none=True)
+    roles = fields.List(fields.String(), attribute="role_names")
+    active = fields.Boolean()
+
+
+class TokenCreateSchema(Schema):
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
+
+
+class TokenSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    prefix = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True)
+
+
+class TokenCreatedSchema(TokenSchema):
+    token = fields.String(metadata={"description": "The secret; shown only in this response."})
+
+
+class SiteSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    kind = fields.String()
+    country = fields.String()
+
+
+class DeviceParameterSchema(Schema):
+    name = fields.String()
+    unit = fields.String()
+    description = fields.String()
+
+
+class DeviceTypeSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    category = fields.String()
+    implantable = fields.Boolean()
+    expected_lifetime_years = fields.Integer()
+    description = fields.String()
+    parameters = fields.List(fields.Nested(DeviceParameterSchema))
+
+
+class ErrorSchema(Schema):
+    error = fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = fields.String(required=True)
+    field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class PageQuerySchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow/webargs nested messages into ``{"field": ["message", …]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if key in {"json", "form", "query", "files", "headers", "path"} and not prefix:
+                for k, v in flatten_messages(value).items():
+                    out.setdefault(k, []).extend(v)
+                continue
+            name = f"{prefix}.{key}" if prefix else str(key)
+            for k, v in flatten_messages(value, name).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(messages, list | tuple):
+        if all(isinstance(m, str) for m in messages):
+            out[prefix or "_schema"] = [str(m) for m in messages]
+        else:
+            for m in messages:
+                for k, v in flatten_messages(m, prefix).items():
+                    out.setdefault(k, []).extend(v)
+    elif isinstance(messages, str):
+        out[prefix or "_schema"] = [messages]
+    return out

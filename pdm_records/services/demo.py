@@ -1,0 +1,98 @@
+"""Demo data: sites, device types and one account per role. Safe to run twice."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask_security import hash_password
+
+from ..models import DeviceCategory, DeviceType, Site, SiteKind, User
+from ..permissions import Role
+from . import DbSession, catalogue, users
+from .audit import record_event
+
+DEMO_SITES = [
+    ("Example University Hospital", SiteKind.HEALTH_INSTITUTION, "1 Example Road", "DE"),
+    ("Example Devices Manufacturing", SiteKind.MANUFACTURER, "2 Example Street", "DE"),
+]
+
+DEMO_DEVICE_TYPES = [
+    {
+        "name": "Patient-specific cranial/facial implant",
+        "category": DeviceCategory.PATIENT_MATCHED,
+        "implantable": True,
+        "expected_lifetime_years": 30,
+        "description": "PEKK/PEEK patient-matched cranial and facial implant. Envelope numbers "
+                       "follow FDA 510(k) K133809 / K161052 (OsteoFab).",
+        "parameters": [
+            {"name": "wall_thickness", "unit": "mm", "description": "plate wall thickness"},
+            {"name": "max_diameter", "unit": "mm", "description": "largest dimension"},
+            {"name": "hole_diameter", "unit": "mm", "description": "through-hole diameter"},
+            {"name": "hole_to_edge", "unit": "mm", "description": "hole cluster to edge"},
+            {"name": "open_area", "unit": "%", "description": "open area of the implant"},
+        ],
+    },
+    {
+        "name": "Patient-specific surgical guide",
+        "category": DeviceCategory.PATIENT_MATCHED,
+        "implantable": False,
+        "expected_lifetime_years": 1,
+        "description": "Single-use drilling/cutting guide matched to the patient's bone "
+                       "(illustrative envelope numbers).",
+        "parameters": [
+            {"name": "wall_thickness", "unit": "mm", "description": "guide body thickness"},
+            {"name": "drill_sleeve_diameter", "unit": "mm", "description": "sleeve bore"},
+            {"name": "contact_area", "unit": "mm2", "description": "bone contact surface"},
+        ],
+    },
+]
+
+DEMO_USERS = [
+    ("clinician@example.org", "Dr Clara Clinician", [Role.CLINICIAN], "GMC-1234567", 0),
+    ("engineer@example.org", "Eli Engineer", [Role.ENGINEER], None, 1),
+    ("quality@example.org", "Quinn Quality", [Role.QUALITY], None, 1),
+    ("admin@example.org", "Ada Admin", [Role.ADMIN], None, 1),
+]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    role: str
+    password: str
+
+
+def load_demo(session: DbSession, password: str | None = None) -> list[DemoLogin]:
+    """Create what is missing; (re)set each demo account's password and return the logins."""
+    site_ids = []
+    for name, kind, address, country in DEMO_SITES:
+        site = session.scalar(sa.select(Site).where(Site.name == name))
+        if site is None:
+            site = catalogue.create_site(session, actor=None, name=name, kind=kind,
+                                         address=address, country=country)
+        site_ids.append(site.id)
+    for spec in DEMO_DEVICE_TYPES:
+        if session.scalar(sa.select(DeviceType).where(DeviceType.name == spec["name"])) is None:
+            catalogue.create_device_type(session, actor=None, **spec)  # type: ignore[arg-type]
+    logins = []
+    for email, name, roles, registration, site_index in DEMO_USERS:
+        secret = password or secrets.token_urlsafe(12)
+        user = users.find_user_by_email(session, email)
+        if user is None:
+            users.create_user(session, actor=None, email=email, password=secret,
+                              printed_name=name, roles=[r.value for r in roles],
+                              registration_number=registration, site_id=site_ids[site_index])
+        else:
+            _reset_password(session, user, secret)
+        logins.append(DemoLogin(email, ", ".join(r.value for r in roles), secret))
+    return logins
+
+
+def _reset_password(session: DbSession, user: User, secret: str) -> None:
+    user.password = hash_password(secret)
+    user.active = True
+    session.flush()
+    record_event(session, actor=None, action="user.password_reset", target_type="user",
+                 target_id=user.id, after={"reason": "pdm demo"})

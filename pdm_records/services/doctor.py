@@ -1,0 +1,102 @@
+"""Health checks behind ``pdm doctor``: what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..models import RoleRow, User, roles_users
+from ..permissions import Role
+from ..storage import ObjectStore, StorageError
+from . import DbSession
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def run_checks(
+    *,
+    config: Mapping[str, Any],
+    config_problems: list[str],
+    session: DbSession,
+    migrations_dir: Path,
+    store_factory: Callable[[], ObjectStore],
+) -> list[Check]:
+    checks = [Check("configuration", not config_problems,
+                    "no problems" if not config_problems else "; ".join(config_problems),
+                    "fix the settings named above (instance/config.toml or PDM_* variables)")]
+    checks.extend(_database_checks(session, migrations_dir))
+    try:
+        store = store_factory()
+        problems = store.check()
+        checks.append(Check("object store", not problems,
+                            f"{store.name} backend ready" if not problems else "; ".join(problems),
+                            "check PDM_STORAGE_BACKEND / PDM_STORAGE_PATH and permissions"))
+    except StorageError as exc:
+        checks.append(Check("object store", False, str(exc), "check PDM_STORAGE_BACKEND"))
+    checks.extend(_native_checks())
+    return checks
+
+
+def _database_checks(session: DbSession, migrations_dir: Path) -> list[Check]:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    try:
+        connection = session.connection()
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    except sa.exc.SQLAlchemyError as exc:
+        session.rollback()
+        return [Check("database", False, f"{url}: cannot connect ({type(exc).__name__})",
+                      "start the database server or fix PDM_DATABASE_URL")]
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    heads = set(ScriptDirectory.from_config(cfg).get_heads())
+    checks = [Check("database", True, f"{url} reachable")]
+    if current != heads:
+        checks.append(Check("database schema", False,
+                            f"at {sorted(current) or 'no revision'}, head is {sorted(heads)}",
+                            "run: flask --app app pdm init   (applies the migrations)"))
+        return checks
+    checks.append(Check("database schema", True, f"at head {sorted(heads)}"))
+    admins = session.scalar(
+        sa.select(sa.func.count()).select_from(User)
+        .join(roles_users, roles_users.c.user_id == User.id)
+        .join(RoleRow, RoleRow.id == roles_users.c.role_id)
+        .where(RoleRow.name == Role.ADMIN.value, User.active.is_(True))
+    ) or 0
+    checks.append(Check("administrator", admins > 0, f"{admins} active administrator(s)",
+                        "run: flask --app app pdm init --admin-email you@example.org"))
+    return checks
+
+
+def _native_checks() -> list[Check]:
+    checks = []
+    try:
+        import trimesh.ray
+
+        has = bool(getattr(trimesh.ray, "has_embree", False))
+        checks.append(Check("embreex (fast ray casting)", has,
+                            "available" if has
+                            else "missing: wall thickness would be ~1000× slower",
+                            "pip install embreex"))
+    except ImportError as exc:  # pragma: no cover - trimesh is a dependency
+        checks.append(Check("trimesh", False, str(exc), "pip install trimesh"))
+    try:
+        import argon2
+
+        checks.append(Check("argon2 password hashing", True, f"argon2-cffi {argon2.__version__}"))
+    except ImportError:  # pragma: no cover - a dependency
+        checks.append(Check("argon2 password hashing", False, "missing", "pip install argon2-cffi"))
+    return checks

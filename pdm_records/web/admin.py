@@ -1,0 +1,70 @@
+"""Administration: accounts and configuration. No clinical records here."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from ..access import require_actor, requires
+from ..config import SETTINGS
+from ..errors import ValidationError
+from ..extensions import db
+from ..models import User
+from ..permissions import ROLE_DESCRIPTIONS, Permission, Role
+from ..schemas import UserCreateSchema
+from ..services import catalogue
+from ..services import users as user_service
+from .forms import load_form
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.route("/users")
+@requires(Permission.MANAGE_USERS)
+def users() -> str:
+    page_no = request.args.get("page", 1, type=int) or 1
+    page = db.paginate(sa.select(User).order_by(User.email), page=max(page_no, 1),
+                       per_page=current_app.config["PDM_PAGE_SIZE"], error_out=False)
+    return render_template("admin/users.html", page=page)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@requires(Permission.MANAGE_USERS)
+def new_user() -> Response | str | tuple[str, int]:
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        try:
+            data = load_form(UserCreateSchema(), request.form, lists=("roles",))
+            user = user_service.create_user(db.session, actor=require_actor(), **data)
+            db.session.commit()
+            flash(f"Account {user.email} created.", "success")
+            return redirect(url_for("admin.users"))
+        except ValidationError as exc:
+            db.session.rollback()
+            errors = exc.field_errors
+    page = render_template("admin/user_new.html", errors=errors, form=request.form,
+                           roles=list(Role), role_descriptions=ROLE_DESCRIPTIONS,
+                           sites=catalogue.list_sites(db.session))
+    return (page, 422) if errors else page
+
+
+@bp.route("/users/<int:user_id>/active", methods=["POST"])
+@requires(Permission.MANAGE_USERS)
+def set_active(user_id: int) -> Response:
+    user = user_service.get_user(db.session, user_id)
+    active = request.form.get("active") == "1"
+    user_service.set_active(db.session, actor=require_actor(), user=user, active=active)
+    db.session.commit()
+    flash(f"Account {user.email} {'activated' if active else 'deactivated'}.", "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/configuration")
+@requires(Permission.VIEW_CONFIGURATION)
+def configuration() -> str:
+    hidden = {"PDM_SECRET_KEY"}
+    rows = [(s.env, "(hidden)" if s.key in hidden else current_app.config.get(s.key), s.doc)
+            for s in SETTINGS]
+    return render_template("admin/configuration.html", rows=rows,
+                           problems=current_app.extensions.get("pdm_config_problems", []))
