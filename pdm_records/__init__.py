@@ -83,8 +83,14 @@ def _init_security(app: Flask) -> None:
     datastore = SQLAlchemyUserDatastore(db, User, RoleRow)
     security.init_app(app, datastore)
     # Rate-limit login attempts per client address (IMDRF N60: authentication hardening).
-    login_view = app.view_functions["security.login"]
-    app.view_functions["security.login"] = limiter.limit(  # type: ignore[assignment]
-        lambda: app.config["PDM_LOGIN_RATE_LIMIT"], methods=["POST"],
-        error_message="Too many sign-in attempts; wait a minute and try again.",
-    )(login_view)
+    # A before-request check (not a decorator) so the limit is read from the current app.
+    from flask import current_app, request
+
+    @app.before_request
+    def limit_login_attempts() -> None:
+        if request.endpoint == "security.login" and request.method == "POST":
+            with limiter.limit(
+                current_app.config["PDM_LOGIN_RATE_LIMIT"],
+                error_message="Too many sign-in attempts; wait a minute and try again.",
+            ):
+                pass

@@ -35,7 +35,9 @@ def to_canonical_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): to_canonical_value(v) for k, v in value.items()}
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("canonical JSON object keys must be strings")
+        return {k: to_canonical_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_canonical_value(v) for v in value]
     if isinstance(value, bytes):

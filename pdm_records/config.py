@@ -57,10 +57,10 @@ def _str(value: str) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("PDM_ENV", "development", _str, "development | production"),
+    Setting("PDM_ENV", "development", _str, "development or production"),
     Setting("PDM_DATABASE_URL", None, _str,
             "SQLAlchemy URL; default: SQLite file pdm.sqlite3 in the instance folder"),
-    Setting("PDM_STORAGE_BACKEND", "local", _str, "local (write-once folder) | s3"),
+    Setting("PDM_STORAGE_BACKEND", "local", _str, "local (write-once folder) or s3"),
     Setting("PDM_STORAGE_PATH", None, _str,
             "folder of the local write-once store; default: objects/ in the instance folder"),
     Setting("PDM_MAX_UPLOAD_MB", 512, _int, "largest accepted request body, in MiB"),
@@ -81,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PDM_S3_BUCKET", None, _str, "S3 bucket (storage backend s3)"),
     Setting("PDM_S3_ENDPOINT_URL", None, _str, "S3 endpoint; falls back to AWS_ENDPOINT_URL"),
     Setting("PDM_S3_REGION", None, _str, "S3 region"),
-    Setting("PDM_S3_LOCK_MODE", "COMPLIANCE", _str, "COMPLIANCE (default) | GOVERNANCE"),
+    Setting("PDM_S3_LOCK_MODE", "COMPLIANCE", _str, "COMPLIANCE (default) or GOVERNANCE"),
     Setting("PDM_S3_SSE", None, _str, "optional server-side encryption, e.g. AES256 or aws:kms"),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
@@ -121,7 +121,16 @@ def load_settings(
                 if full not in SETTINGS_BY_KEY:
                     problems.append(f"{config_file}: unknown setting {key!r}")
                     continue
-                config[full] = value
+                setting = SETTINGS_BY_KEY[full]
+                try:
+                    parsed = setting.parse(str(value).lower() if isinstance(value, bool)
+                                           else str(value))
+                    if isinstance(value, float) and setting.parse is _int:
+                        raise ValueError("expected a whole number")
+                except ValueError as exc:
+                    problems.append(f"{config_file}: {key} = {value!r} is invalid: {exc}")
+                    continue
+                config[full] = parsed
 
     for setting in SETTINGS:
         raw = environ.get(setting.env)
@@ -167,7 +176,7 @@ def _derive(config: dict[str, Any], instance_path: Path, problems: list[str]) ->
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "WTF_CSRF_TIME_LIMIT": None,
         "RATELIMIT_STORAGE_URI": config["PDM_RATELIMIT_STORAGE_URI"],
-        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": False,  # our 429 handler sets Retry-After itself
         # Flask-Security-Too: argon2 (its default), login only; accounts are created by admins.
         "SECURITY_PASSWORD_HASH": "argon2",
         "SECURITY_PASSWORD_SALT": _derived_salt(secret),
@@ -220,6 +229,8 @@ def _instance_secret(instance_path: Path, problems: list[str]) -> str:
                 return value
         instance_path.mkdir(parents=True, exist_ok=True)
         value = secrets.token_urlsafe(48)
+        if path.exists():  # present but empty: replace it
+            path.unlink()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(value + "\n")

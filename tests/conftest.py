@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from pdm_records import create_app
-from pdm_records.extensions import db
+from pdm_records.extensions import db, limiter
 from pdm_records.models import Base, Site, SiteKind, User
 from pdm_records.permissions import Role
 from pdm_records.services import users as user_service
@@ -114,6 +114,8 @@ def app(db_url: str, tmp_path: Path, config_overrides: dict[str, Any],
     config = _base_config(db_url, tmp_path)
     config.update(config_overrides)
     app = create_app(config)
+    with app.app_context():
+        limiter.reset()  # the limiter's memory storage outlives one app
     # No app context is held during requests: Flask would reuse it, and ``g`` would leak
     # between requests. Tests that touch the database open ``with app.app_context()``.
     yield app
@@ -152,7 +154,7 @@ class Accounts:
     def user(self, *roles: str, email: str | None = None) -> Account:
         key = email or "+".join(sorted(roles))
         if key not in self._users:
-            email = email or f"{'-'.join(sorted(roles)) or 'nobody'}@example.org"
+            email = email or f"test-{'-'.join(sorted(roles)) or 'nobody'}@example.org"
             with self.app.app_context():
                 user = user_service.create_user(
                     db.session, actor=None, email=email, password=PASSWORD,
@@ -196,6 +198,8 @@ def csrf_token(client: FlaskClient, path: str) -> str:
     html = client.get(path).get_data(as_text=True)
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
         r'name="csrf_token" value="([^"]+)"', html)
+    if not client.application.config.get("WTF_CSRF_ENABLED", True):
+        return ""
     assert match, f"no CSRF token in {path}"
     return match.group(1)
 
@@ -210,3 +214,18 @@ def table_counts(app: Flask) -> dict[str, int]:
 def object_count(app: Flask) -> int:
     root = Path(app.config["PDM_STORAGE_PATH"])
     return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With PDM_FAIL_ON_SKIP=1 (CI), a skipped test fails the run: nothing is silently untested."""
+    if os.environ.get("PDM_FAIL_ON_SKIP") == "1" and _skipped and exitstatus == 0:
+        session.exitstatus = 1
+        print(f"\nFAIL: {len(_skipped)} test(s) skipped with PDM_FAIL_ON_SKIP=1: {_skipped[:10]}")

@@ -35,7 +35,7 @@ def create_token(data: dict[str, Any]) -> dict[str, Any]:
         db.session, actor=actor, user=actor, name=data["name"],
         expiry_days=current_app.config["PDM_TOKEN_EXPIRY_DAYS"])
     db.session.commit()
-    result: dict[str, Any] = TokenSchema().dump(token)
+    result = {name: getattr(token, name) for name in TokenSchema().fields}
     result["token"] = secret
     return result
 

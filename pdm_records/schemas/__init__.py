@@ -11,23 +11,36 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from ..passwords import password_problems
 from ..permissions import Role
 
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+# Control characters, bidirectional overrides/isolates/marks and invisible characters: they can
+# make a printed name or a reason read differently on screen and in exports than it is stored.
+CONTROL_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u061c\u200b-\u200f\u2028\u2029"
+    "\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+LINE_BREAKS = re.compile("[\t\r\n]")
 
 
-def no_control_chars(value: str) -> None:
+def no_control_chars(value: str, *, multiline: bool = False) -> None:
     if CONTROL_CHARS.search(value):
-        raise ValidationError("Remove control or text-direction characters.")
+        raise ValidationError("Remove control, invisible or text-direction characters.")
+    if not multiline and LINE_BREAKS.search(value):
+        raise ValidationError("Use a single line (no tabs or line breaks).")
 
 
 class Text(fields.String):
-    """A trimmed string without control characters."""
+    """A trimmed string without control characters; single-line unless ``multiline=True``."""
+
+    def __init__(self, *args: Any, multiline: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.multiline = multiline
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         result = super()._deserialize(value, attr, data, **kwargs)
         result = result.strip()
-        no_control_chars(result)
+        no_control_chars(result, multiline=self.multiline)
         return result
 
 
@@ -39,6 +52,11 @@ class UserCreateSchema(Schema):
                         required=True, validate=validate.Length(min=1, max=4))
     registration_number = Text(load_default=None, validate=validate.Length(max=64))
     site_id = fields.Integer(load_default=None, allow_none=True, strict=False)
+
+    @validates("password")
+    def _password(self, value: str, **_: Any) -> None:
+        if problems := password_problems(value):
+            raise ValidationError(problems)
 
     @validates("email")
     def _email(self, value: str, **_: Any) -> None:

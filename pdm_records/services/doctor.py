@@ -93,10 +93,13 @@ def _native_checks() -> list[Check]:
                             "pip install embreex"))
     except ImportError as exc:  # pragma: no cover - trimesh is a dependency
         checks.append(Check("trimesh", False, str(exc), "pip install trimesh"))
-    try:
-        import argon2
+    from importlib.metadata import PackageNotFoundError, version
 
-        checks.append(Check("argon2 password hashing", True, f"argon2-cffi {argon2.__version__}"))
-    except ImportError:  # pragma: no cover - a dependency
+    try:
+        import argon2  # noqa: F401
+
+        checks.append(Check("argon2 password hashing", True,
+                            f"argon2-cffi {version('argon2-cffi')}"))
+    except (ImportError, PackageNotFoundError):  # pragma: no cover - a dependency
         checks.append(Check("argon2 password hashing", False, "missing", "pip install argon2-cffi"))
     return checks

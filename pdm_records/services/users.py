@@ -18,15 +18,12 @@ from flask_security import hash_password
 from ..clock import utcnow
 from ..errors import NotFound, ValidationError
 from ..models import ApiToken, RoleRow, Site, User
+from ..passwords import password_problems
 from ..permissions import ROLE_DESCRIPTIONS, Role
 from . import DbSession
 from .audit import record_event
 
 TOKEN_PREFIX = "pdm_"  # noqa: S105 - a public prefix, not a secret
-COMMON_PASSWORDS = frozenset({
-    "password1234", "123456789012", "qwertyuiopas", "passwordpassword", "adminadminadmin",
-    "letmeinletmein", "changemechangeme", "welcome12345", "iloveyou1234", "administrator",
-})
 
 
 def ensure_roles(session: DbSession) -> dict[str, RoleRow]:
@@ -39,19 +36,6 @@ def ensure_roles(session: DbSession) -> dict[str, RoleRow]:
             rows[role.value] = row
     session.flush()
     return rows
-
-
-def check_password_policy(password: str, email: str = "") -> list[str]:
-    """Messages for a password that breaks the policy (length ≥ 12, not a common password)."""
-    problems = []
-    if len(password) < 12:
-        problems.append("Use at least 12 characters.")
-    if len(password) > 256:
-        problems.append("Use at most 256 characters.")
-    lowered = password.lower()
-    if lowered in COMMON_PASSWORDS or (email and lowered == email.lower()):
-        problems.append("This password is too common or too easy to guess.")
-    return problems
 
 
 def find_user_by_email(session: DbSession, email: str) -> User | None:
@@ -77,7 +61,7 @@ def create_user(
     field_errors: dict[str, list[str]] = {}
     if find_user_by_email(session, email) is not None:
         field_errors["email"] = ["An account with this e-mail address exists already."]
-    if pw_problems := check_password_policy(password, email):
+    if pw_problems := password_problems(password, email):
         field_errors["password"] = pw_problems
     role_names = sorted(set(roles))
     unknown = [r for r in role_names if r not in {x.value for x in Role}]

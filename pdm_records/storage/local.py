@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +41,11 @@ CHUNK = 1024 * 1024
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, as everywhere in the product (canonical.utc_iso)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class LocalWriteOnceStore(ObjectStore):
@@ -148,9 +153,18 @@ class LocalWriteOnceStore(ObjectStore):
                 "retain_until": utc_iso(retain_until),
                 "legal_hold": legal_hold,
             }
-            self._write_meta(meta_path, meta)
+            try:
+                self._write_meta(meta_path, meta)
+            except OSError:
+                # The object never became visible: take the data file back so the key stays free.
+                with contextlib.suppress(OSError):
+                    os.chmod(data, 0o644)
+                    data.unlink()
+                raise
         except (ObjectExists, ObjectCorrupted):
             raise
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ObjectExists(f"object key {key!r} collides with an existing object") from exc
         except OSError as exc:
             raise StorageUnavailable(f"cannot write object {key!r}: {exc}") from exc
         return ObjectInfo(key, version_id, size, sha256, retain_until, legal_hold, "LOCAL")
@@ -197,6 +211,7 @@ class LocalWriteOnceStore(ObjectStore):
     def extend_retention(self, key: str, *, version_id: str | None, retain_until: datetime) -> None:
         _, meta, meta_path = self._load_meta(key, version_id)
         current = _parse_time(meta["retain_until"])
+        retain_until = _aware(retain_until)
         if retain_until < current:
             raise RetentionViolation(
                 f"retention of {key!r} can only be extended: it is kept until "
@@ -215,7 +230,7 @@ class LocalWriteOnceStore(ObjectStore):
         if meta.get("legal_hold"):
             raise RetentionViolation(f"object {key!r} is under legal hold")
         until = _parse_time(meta["retain_until"])
-        if now < until:
+        if _aware(now) < until:
             raise RetentionViolation(
                 f"object {key!r} is retained until {utc_iso(until)}; deletion refused"
             )

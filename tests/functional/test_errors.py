@@ -1,0 +1,101 @@
+"""Errors render as pages or as the JSON error shape; outages are 503 with Retry-After."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from pdm_records import create_app
+from tests.conftest import Accounts, _base_config
+
+
+def test_oversized_request_is_413_naming_the_limit(app: Flask, accounts: Accounts) -> None:
+    client = app.test_client()
+    token = accounts.token("admin")
+    body = b"x" * (2 * 1024 * 1024)
+    api = client.post("/api/v1/users", data=body, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    assert api.status_code == 413
+    payload = api.get_json()
+    assert payload["error"] == "payload_too_large"
+    assert "1 MiB" in payload["message"]
+    accounts.login(client, "admin")
+    page = client.post("/account/tokens", data={"name": "x" * (2 * 1024 * 1024)})
+    assert page.status_code == 413
+    assert "1 MiB" in page.get_data(as_text=True)
+
+
+def test_not_found_page_is_friendly(app: Flask) -> None:
+    response = app.test_client().get("/no/such/page")
+    assert response.status_code == 404
+    text = response.get_data(as_text=True)
+    assert "Not found" in text and "Back to the dashboard" in text
+
+
+def test_database_down_is_503_with_retry_after(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDM_INSTANCE_PATH", str(tmp_path / "instance"))
+    # Nothing listens on port 1: every connection attempt is refused at once.
+    config = _base_config("postgresql+psycopg://127.0.0.1:1/nothing", tmp_path)
+    app = create_app(config)
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    login = client.post("/login", data={"email": "a@example.org", "password": "x" * 12})
+    assert login.status_code == 503
+    assert login.headers["Retry-After"] == "30"
+    assert "database is unavailable" in login.get_data(as_text=True)
+    api = client.get("/api/v1/me", headers={"Authorization": "Bearer pdm_abc"})
+    assert api.status_code == 503
+    assert api.get_json()["error"] == "service_unavailable"
+    health = client.get("/api/v1/health")
+    assert health.status_code == 503
+    assert any("database" in p for p in health.get_json()["problems"])
+
+
+def test_storage_down_is_503_on_health(app: Flask, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be")
+    app.config["PDM_STORAGE_PATH"] = str(blocker)
+    response = app.test_client().get("/api/v1/health")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert any("object store" in p for p in response.get_json()["problems"])
+
+
+def test_healthy_health(app: Flask) -> None:
+    response = app.test_client().get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "problems": []}
+
+
+@pytest.fixture
+def failing_app(app: Flask) -> Flask:
+    from pdm_records.access import requires
+    from pdm_records.permissions import Permission
+
+    @app.route("/boom")
+    @requires(Permission.PUBLIC)
+    def boom() -> Any:
+        raise RuntimeError("secret internal detail")
+
+    @app.route("/api/v1/boom")
+    @requires(Permission.PUBLIC)
+    def api_boom() -> Any:
+        raise RuntimeError("secret internal detail")
+
+    return app
+
+
+def test_unexpected_errors_show_no_internals(failing_app: Flask) -> None:
+    client = failing_app.test_client()
+    page = client.get("/boom")
+    assert page.status_code == 500
+    assert "secret internal detail" not in page.get_data(as_text=True)
+    assert "Traceback" not in page.get_data(as_text=True)
+    api = client.get("/api/v1/boom")
+    assert api.status_code == 500
+    assert api.get_json()["error"] == "internal_error"
+    assert "secret internal detail" not in api.get_data(as_text=True)

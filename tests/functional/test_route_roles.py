@@ -1,0 +1,115 @@
+"""The route × role table (21 CFR Part 11 §11.10(d), (g): access limited to authorised people).
+
+The table below is written out by hand. The test fails when a route is missing from it, when a
+route does not declare its permission, and when any role reaches a route it should not (or is
+refused one it should reach), through the real login and bearer-token paths.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+
+from pdm_records.access import LIBRARY_ENDPOINTS, endpoint_permission
+from pdm_records.permissions import permissions_for
+from tests.conftest import Accounts
+
+ANON, CLIN, ENG, QUAL, ADMIN = "anonymous", "clinician", "engineer", "quality", "admin"
+EVERYONE = frozenset({ANON, CLIN, ENG, QUAL, ADMIN})
+SIGNED_IN = frozenset({CLIN, ENG, QUAL, ADMIN})
+
+# (endpoint, method) -> who may reach it. Literal on purpose: change it deliberately.
+ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
+    ("static", "GET"): EVERYONE,
+    ("security.static", "GET"): EVERYONE,
+    ("security.login", "GET"): EVERYONE,
+    ("security.login", "POST"): EVERYONE,
+    ("security.logout", "POST"): EVERYONE,
+    ("security.verify", "GET"): SIGNED_IN,
+    ("security.verify", "POST"): SIGNED_IN,
+    ("security.change_password", "GET"): SIGNED_IN,
+    ("security.change_password", "POST"): SIGNED_IN,
+    ("main.index", "GET"): EVERYONE,
+    ("main.dashboard", "GET"): SIGNED_IN,
+    ("account.profile", "GET"): SIGNED_IN,
+    ("account.tokens", "GET"): SIGNED_IN,
+    ("account.tokens", "POST"): SIGNED_IN,
+    ("account.revoke_token", "POST"): SIGNED_IN,
+    ("admin.users", "GET"): frozenset({ADMIN}),
+    ("admin.new_user", "GET"): frozenset({ADMIN}),
+    ("admin.new_user", "POST"): frozenset({ADMIN}),
+    ("admin.set_active", "POST"): frozenset({ADMIN}),
+    ("admin.configuration", "GET"): frozenset({ADMIN}),
+    ("api-docs.openapi_json", "GET"): EVERYONE,
+    ("api_health.health", "GET"): EVERYONE,
+    ("api_me.me", "GET"): SIGNED_IN,
+    ("api_tokens.list_tokens", "GET"): SIGNED_IN,
+    ("api_tokens.create_token", "POST"): SIGNED_IN,
+    ("api_tokens.revoke_token", "DELETE"): SIGNED_IN,
+    ("api_users.list_users", "GET"): frozenset({ADMIN}),
+    ("api_users.create_user", "POST"): frozenset({ADMIN}),
+    ("api_catalogue.device_types", "GET"): frozenset({CLIN, ENG, QUAL}),
+    ("api_catalogue.sites", "GET"): frozenset({CLIN, ENG, QUAL}),
+}
+
+SAMPLE_ARGS = {"filename": "css/app.css", "token_id": "999999", "user_id": "999999"}
+
+
+def _routes(app: Flask) -> list[tuple[str, str, str]]:
+    routes = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            url = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: SAMPLE_ARGS[m.group(1)], rule.rule)
+            routes.append((rule.endpoint, method, url))
+    return routes
+
+
+def test_every_route_is_in_the_table(app: Flask) -> None:
+    present = {(endpoint, method) for endpoint, method, _ in _routes(app)}
+    missing = present - set(ROUTE_ROLE_TABLE)
+    stale = set(ROUTE_ROLE_TABLE) - present
+    assert not missing, f"routes missing from the route × role table: {sorted(missing)}"
+    assert not stale, f"table rows for routes that no longer exist: {sorted(stale)}"
+
+
+def test_every_view_declares_its_permission_and_it_matches_the_table(app: Flask) -> None:
+    for (endpoint, _method), allowed in ROUTE_ROLE_TABLE.items():
+        declared = LIBRARY_ENDPOINTS.get(endpoint) or endpoint_permission(
+            app.view_functions[endpoint])
+        assert declared is not None, f"{endpoint} declares no permission"
+        granted = {role for role in (CLIN, ENG, QUAL, ADMIN)
+                   if declared in permissions_for([role])}
+        if declared.value == "public":
+            granted.add(ANON)
+        assert granted == set(allowed), f"{endpoint}: declares {declared}, table says {allowed}"
+
+
+@pytest.mark.usefixtures("no_csrf")
+def test_each_role_reaches_exactly_its_routes(app: Flask, accounts: Accounts) -> None:
+    failures = []
+    for who in sorted(EVERYONE):
+        client = app.test_client()
+        headers = {}
+        if who != ANON:
+            accounts.login(client, who)
+            headers = {"Authorization": f"Bearer {accounts.token(who)}"}
+        for endpoint, method, url in _routes(app):
+            if endpoint == "security.logout":
+                continue  # would end this client's session; reached by everyone (test_auth)
+            is_api = url.startswith("/api/")
+            response = client.open(url, method=method, headers=headers if is_api else {},
+                                   json={} if is_api and method == "POST" else None)
+            response.close()
+            location = response.headers.get("Location", "")
+            refused = response.status_code in (401, 403) or (
+                response.status_code == 302 and "/login" in location
+                and endpoint not in {"security.login", "main.index"})
+            expected_allowed = who in ROUTE_ROLE_TABLE[(endpoint, method)]
+            if refused == expected_allowed:
+                failures.append(f"{who} {method} {url}: {response.status_code} {location}")
+            if refused and who != ANON and is_api:
+                body = response.get_json()
+                assert body["error"] == "forbidden" and body["message"], body
+    assert not failures, "\n".join(failures)
