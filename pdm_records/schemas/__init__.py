@@ -30,8 +30,13 @@ def no_control_chars(value: str, *, multiline: bool = False) -> None:
         raise ValidationError("Use a single line (no tabs or line breaks).")
 
 
+REQUIRED = {"required": "This field is required.", "null": "This field is required."}
+
+
 class Text(fields.String):
     """A trimmed string without control characters; single-line unless ``multiline=True``."""
+
+    default_error_messages = {**fields.String.default_error_messages, **REQUIRED}
 
     def __init__(self, *args: Any, multiline: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,9 +52,13 @@ class Text(fields.String):
 class UserCreateSchema(Schema):
     email = Text(required=True, validate=validate.Length(max=255))
     printed_name = Text(required=True, validate=validate.Length(min=2, max=200))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(max=256))
-    roles = fields.List(fields.String(validate=validate.OneOf([r.value for r in Role])),
-                        required=True, validate=validate.Length(min=1, max=4))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=256),
+                             error_messages={"required": "Enter a password."})
+    roles = fields.List(
+        fields.String(validate=validate.OneOf(
+            [r.value for r in Role], error="Unknown role {input}; choose from {choices}.")),
+        required=True, validate=validate.Length(min=1, max=4, error="Choose one or more roles."),
+        error_messages={"required": "Choose one or more roles."})
     registration_number = Text(load_default=None, validate=validate.Length(max=64))
     site_id = fields.Integer(load_default=None, allow_none=True, strict=False)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from flask import Flask
 
 from pdm_records.extensions import db
 from pdm_records.models import Base
