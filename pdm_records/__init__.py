@@ -42,6 +42,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if problems and app.config["PDM_ENV"] == "production" and _is_serving():
         raise ConfigurationError(problems)
 
+    proxies = int(app.config["PDM_PROXY_COUNT"])
+    if proxies > 0:
+        # Behind a TLS reverse proxy: trust its X-Forwarded-For/Proto/Host (rate limits per
+        # client address, HSTS and secure URLs depend on them).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(_migrations_dir()))
     extensions.csrf.init_app(app)

@@ -76,6 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PDM_SESSION_IDLE_MINUTES", 30, _int, "session idle timeout, in minutes"),
     Setting("PDM_PREFERRED_URL_SCHEME", "http", _str,
             "https behind a TLS reverse proxy: turns on HSTS and secure cookies"),
+    Setting("PDM_PROXY_COUNT", 0, _int,
+            "number of reverse proxies in front of the app whose X-Forwarded-* headers to trust"),
     Setting("PDM_PAGE_SIZE", 25, _int, "rows per page in lists"),
     Setting("PDM_SITE_NAME", "pdm-records", _str, "name shown in the page header"),
     Setting("PDM_S3_BUCKET", None, _str, "S3 bucket (storage backend s3)"),

@@ -81,6 +81,20 @@ def failing_app(app: Flask) -> Flask:
     def boom() -> Any:
         raise RuntimeError("secret internal detail")
 
+    @app.route("/api/v1/conflict")
+    @requires(Permission.PUBLIC)
+    def api_conflict() -> Any:
+        from pdm_records.errors import Conflict
+
+        raise Conflict("The case is released; it cannot be edited. Allowed: deliver.")
+
+    @app.route("/conflict")
+    @requires(Permission.PUBLIC)
+    def conflict() -> Any:
+        from pdm_records.errors import Conflict
+
+        raise Conflict("The case is released; it cannot be edited. Allowed: deliver.")
+
     @app.route("/api/v1/boom")
     @requires(Permission.PUBLIC)
     def api_boom() -> Any:
@@ -99,3 +113,27 @@ def test_unexpected_errors_show_no_internals(failing_app: Flask) -> None:
     assert api.status_code == 500
     assert api.get_json()["error"] == "internal_error"
     assert "secret internal detail" not in api.get_data(as_text=True)
+
+
+def test_conflicts_are_409_with_the_reason(failing_app: Flask) -> None:
+    client = failing_app.test_client()
+    api = client.get("/api/v1/conflict")
+    assert api.status_code == 409
+    assert api.get_json() == {"error": "conflict", "field_errors": {},
+                              "message": "The case is released; it cannot be edited. "
+                                         "Allowed: deliver."}
+    page = client.get("/conflict")
+    assert page.status_code == 409
+    assert "Not possible in the current state" in page.get_data(as_text=True)
+
+
+def test_behind_a_proxy_the_forwarded_scheme_turns_on_hsts(app: Flask) -> None:
+    from pdm_records import create_app
+
+    config = {k: app.config[k] for k in ("PDM_DATABASE_URL", "SQLALCHEMY_DATABASE_URI",
+                                          "SECRET_KEY", "PDM_STORAGE_PATH")}
+    proxied = create_app({**config, "PDM_PROXY_COUNT": 1})
+    response = proxied.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    direct = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in direct.headers
