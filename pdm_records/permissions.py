@@ -36,6 +36,10 @@ class Permission(StrEnum):
     VIEW_OWN_CASES = "case:view-own"
     VIEW_CASE_QUEUE = "case:view-queue"
     VIEW_ALL_CASES = "case:view-all"
+    # Reading a case and acting on it; which cases and which steps is decided per object by
+    # the requests service and the workflow table (services/requests.py, workflow.py).
+    VIEW_CASES = "case:view"
+    ACT_ON_CASES = "case:act"
     MANAGE_DESIGN = "design:manage"
     MANAGE_ENVELOPES = "envelope:manage"
     MANAGE_CATALOGUE = "catalogue:manage"
@@ -46,13 +50,15 @@ class Permission(StrEnum):
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CLINICIAN: frozenset({
         Permission.VIEW_CATALOGUE, Permission.CREATE_REQUEST, Permission.VIEW_OWN_CASES,
+        Permission.VIEW_CASES, Permission.ACT_ON_CASES,
     }),
     Role.ENGINEER: frozenset({
         Permission.VIEW_CATALOGUE, Permission.VIEW_CASE_QUEUE, Permission.MANAGE_DESIGN,
+        Permission.VIEW_CASES, Permission.ACT_ON_CASES,
     }),
     Role.QUALITY: frozenset({
         Permission.VIEW_CATALOGUE, Permission.VIEW_ALL_CASES, Permission.MANAGE_ENVELOPES,
-        Permission.MANAGE_CATALOGUE,
+        Permission.MANAGE_CATALOGUE, Permission.VIEW_CASES, Permission.ACT_ON_CASES,
     }),
     Role.ADMIN: frozenset({
         Permission.MANAGE_USERS, Permission.VIEW_CONFIGURATION, Permission.MANAGE_CATALOGUE,

@@ -21,9 +21,10 @@ from flask.testing import FlaskClient
 
 from pdm_records import create_app
 from pdm_records.extensions import db, limiter
-from pdm_records.models import Base, Site, SiteKind, User
+from pdm_records.models import Base, DeviceType, Site, SiteKind, User
 from pdm_records.permissions import Role
 from pdm_records.services import users as user_service
+from pdm_records.services.demo import load_demo
 
 PASSWORD = "correct horse battery staple"
 TEST_DB = os.environ.get("PDM_TEST_DATABASE_URL", "")
@@ -214,6 +215,30 @@ def table_counts(app: Flask) -> dict[str, int]:
 def object_count(app: Flask) -> int:
     root = Path(app.config["PDM_STORAGE_PATH"])
     return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+@pytest.fixture
+def catalogue(app: Flask) -> dict[str, int]:
+    with app.app_context():
+        load_demo(db.session, password="demo passphrase 1")
+        from pdm_records.models import DeviceCategory
+        from pdm_records.services.catalogue import create_device_type
+
+        create_device_type(db.session, actor=None, name="Custom mandible plate",
+                           category=DeviceCategory.CUSTOM_MADE, implantable=True,
+                           expected_lifetime_years=20, parameters=[
+                               {"name": "plate_thickness", "unit": "mm", "description": ""},
+                               {"name": "screw_count", "unit": "", "description": ""}])
+        create_device_type(db.session, actor=None, name="Adaptable ankle orthosis",
+                           category=DeviceCategory.ADAPTABLE, implantable=False,
+                           expected_lifetime_years=2, parameters=[])
+        db.session.commit()
+        ids = {d.name: d.id for d in db.session.query(DeviceType)}
+        hospital = db.session.query(Site).filter(Site.name.like("%Hospital%")).one()
+        return {"implant": ids["Patient-specific cranial/facial implant"],
+                "guide": ids["Patient-specific surgical guide"],
+                "custom": ids["Custom mandible plate"],
+                "adaptable": ids["Adaptable ankle orthosis"], "hospital": hospital.id}
 
 
 _skipped: list[str] = []

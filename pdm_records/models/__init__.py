@@ -3,9 +3,13 @@
 from .audit import AuditEvent
 from .base import Base
 from .cases import (
+    Attachment,
+    AttachmentKind,
     Case,
     CaseNumberCounter,
     CaseStatus,
+    CaseTransition,
+    Comment,
     DesignIteration,
     Patient,
     RequestRevision,
@@ -13,23 +17,32 @@ from .cases import (
 )
 from .catalogue import DeviceCategory, DeviceType, Site, SiteKind
 from .files import FileState, StoredFile
+from .notifications import Notification
+from .signatures import Signature, SignatureMeaning
 from .users import ApiToken, RoleRow, User, roles_users
 
 __all__ = [
     "ApiToken",
+    "Attachment",
+    "AttachmentKind",
     "AuditEvent",
     "Base",
     "Case",
     "CaseNumberCounter",
     "CaseStatus",
+    "CaseTransition",
+    "Comment",
     "DesignIteration",
     "DeviceCategory",
     "DeviceType",
     "FileState",
+    "Notification",
     "Patient",
     "RequestRevision",
     "RevisionStatus",
     "RoleRow",
+    "Signature",
+    "SignatureMeaning",
     "Site",
     "SiteKind",
     "StoredFile",

@@ -48,7 +48,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 JSONType: Any = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
-def enum_column(enum_cls: type[Any], length: int = 32) -> sa.Enum:
+def enum_column(enum_cls: type[Any], length: int = 32, name: str | None = None) -> sa.Enum:
     """A portable enum: a VARCHAR with a CHECK constraint, storing the enum *values*."""
     return sa.Enum(
         enum_cls,
@@ -57,7 +57,7 @@ def enum_column(enum_cls: type[Any], length: int = 32) -> sa.Enum:
         length=length,
         validate_strings=True,
         values_callable=lambda e: [m.value for m in e],
-        name=enum_cls.__name__.lower(),
+        name=name or enum_cls.__name__.lower(),
     )
 
 

@@ -7,7 +7,7 @@ Annex XIII §1 allows a numerical code): no name is ever stored here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,8 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Latest retention deadline over all the case's record objects (the retention issue keeps it).
     retain_until: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    delivered_on: Mapped[date | None] = mapped_column(default=None)
 
     patient: Mapped[Patient] = relationship(lazy="joined")
     device_type: Mapped[DeviceType] = relationship(lazy="joined")
@@ -84,6 +86,13 @@ class Case(Base):
     iterations: Mapped[list[DesignIteration]] = relationship(
         back_populates="case", order_by="DesignIteration.number"
     )
+    transitions: Mapped[list[CaseTransition]] = relationship(order_by="CaseTransition.id")
+    comments: Mapped[list[Comment]] = relationship(order_by="Comment.id")
+
+    @property
+    def current_revision(self) -> RequestRevision | None:
+        live = [r for r in self.revisions if r.status is not RevisionStatus.SUPERSEDED]
+        return live[-1] if live else (self.revisions[-1] if self.revisions else None)
 
 
 class RevisionStatus(StrEnum):
@@ -111,6 +120,12 @@ class RequestRevision(Base):
     )
 
     case: Mapped[Case] = relationship(back_populates="revisions")
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id")
+    created_by: Mapped[User] = relationship(lazy="joined")
+
+    @property
+    def live_attachments(self) -> list[Attachment]:
+        return [a for a in self.attachments if a.removed_at is None]
 
 
 class DesignIteration(Base):
@@ -131,3 +146,60 @@ class DesignIteration(Base):
 
     case: Mapped[Case] = relationship(back_populates="iterations")
     file: Mapped[StoredFile] = relationship(lazy="joined")
+
+
+class AttachmentKind(StrEnum):
+    MODEL_3D = "model_3d"
+    IMAGING = "imaging"
+    DOCUMENT = "document"
+
+
+class Attachment(Base):
+    """A file attached to a request revision. Frozen (a record object) once the revision is
+    signed; removable (``removed_at``) only while the revision is a draft."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision_id: Mapped[int] = mapped_column(sa.ForeignKey("request_revision.id"), index=True)
+    file_id: Mapped[int] = mapped_column(sa.ForeignKey("stored_file.id"))
+    kind: Mapped[AttachmentKind] = mapped_column(enum_column(AttachmentKind))
+    units: Mapped[str | None] = mapped_column(sa.String(8), default=None)
+    description: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    file: Mapped[StoredFile] = relationship(lazy="joined")
+
+
+class CaseTransition(Base):
+    """The status history of a case: every workflow step, who took it, when and why."""
+
+    __tablename__ = "case_transition"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("case.id"), index=True)
+    from_status: Mapped[CaseStatus | None] = mapped_column(
+        enum_column(CaseStatus, name="transition_from"), default=None)
+    to_status: Mapped[CaseStatus] = mapped_column(enum_column(CaseStatus, name="transition_to"))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"), default=None)
+    actor_label: Mapped[str] = mapped_column(sa.String(300))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    signature_id: Mapped[int | None] = mapped_column(sa.ForeignKey("signature.id"),
+                                                     default=None)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Comment(Base):
+    """The conversation between clinician and engineer on a case."""
+
+    __tablename__ = "comment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("case.id"), index=True)
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User] = relationship(lazy="joined")

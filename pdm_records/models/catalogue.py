@@ -26,6 +26,8 @@ class Site(Base):
     kind: Mapped[SiteKind] = mapped_column(enum_column(SiteKind))
     address: Mapped[str] = mapped_column(sa.String(500), default="")
     country: Mapped[str] = mapped_column(sa.String(2), default="")
+    # Clinicians of this institution see each other's cases (set by an administrator).
+    share_cases: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -30,7 +30,8 @@ def no_control_chars(value: str, *, multiline: bool = False) -> None:
         raise ValidationError("Use a single line (no tabs or line breaks).")
 
 
-REQUIRED = {"required": "This field is required.", "null": "This field is required."}
+REQUIRED: dict[str, Any] = {"required": "This field is required.",
+                            "null": "This field is required."}
 
 
 class Text(fields.String):

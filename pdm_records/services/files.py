@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import BinaryIO
+from typing import IO
 
 from ..clock import utcnow
 from ..errors import PayloadTooLarge, ServiceUnavailable, ValidationError
@@ -37,7 +37,7 @@ def store_upload(
     store: ObjectStore,
     *,
     actor: User,
-    stream: BinaryIO,
+    stream: IO[bytes],
     original_name: str | None,
     max_bytes: int,
     validate: Validator,

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 CHUNK = 1024 * 1024
 
@@ -51,7 +51,7 @@ def clean_display_name(name: str | None, fallback: str = "upload") -> str:
 
 @contextlib.contextmanager
 def spool(
-    stream: BinaryIO, *, max_bytes: int, original_name: str | None, tmp_dir: str | None = None
+    stream: IO[bytes], *, max_bytes: int, original_name: str | None, tmp_dir: str | None = None
 ) -> Iterator[SpooledUpload]:
     """Copy ``stream`` to a temporary file (deleted on exit), hashing, refusing > ``max_bytes``."""
     fd, tmp = tempfile.mkstemp(prefix="pdm-upload-", dir=tmp_dir)

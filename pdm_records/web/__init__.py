@@ -13,11 +13,12 @@ from .security_headers import register_security_headers
 
 
 def register_web(app: Flask) -> None:
-    from . import account, admin, main
+    from . import account, admin, cases, main
 
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(account.bp, url_prefix="/account")
+    app.register_blueprint(cases.bp, url_prefix="/cases")
     register_error_handlers(app)
     register_security_headers(app)
 

@@ -19,6 +19,7 @@ from tests.conftest import Accounts
 ANON, CLIN, ENG, QUAL, ADMIN = "anonymous", "clinician", "engineer", "quality", "admin"
 EVERYONE = frozenset({ANON, CLIN, ENG, QUAL, ADMIN})
 SIGNED_IN = frozenset({CLIN, ENG, QUAL, ADMIN})
+CASE_ROLES = frozenset({CLIN, ENG, QUAL})
 
 # (endpoint, method) -> who may reach it. Literal on purpose: change it deliberately.
 ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
@@ -42,6 +43,20 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("admin.new_user", "POST"): frozenset({ADMIN}),
     ("admin.set_active", "POST"): frozenset({ADMIN}),
     ("admin.configuration", "GET"): frozenset({ADMIN}),
+    ("cases.index", "GET"): CASE_ROLES,
+    ("cases.choose_device_type", "GET"): frozenset({CLIN}),
+    ("cases.new", "GET"): frozenset({CLIN}),
+    ("cases.new", "POST"): frozenset({CLIN}),
+    ("cases.detail", "GET"): CASE_ROLES,
+    ("cases.edit", "GET"): frozenset({CLIN}),
+    ("cases.edit", "POST"): frozenset({CLIN}),
+    ("cases.upload", "POST"): frozenset({CLIN}),
+    ("cases.remove_attachment", "POST"): frozenset({CLIN}),
+    ("cases.download", "GET"): CASE_ROLES,
+    ("cases.transition", "POST"): CASE_ROLES,
+    ("cases.comment", "POST"): CASE_ROLES,
+    ("cases.notifications", "GET"): SIGNED_IN,
+    ("cases.notifications", "POST"): SIGNED_IN,
     ("api-docs.openapi_json", "GET"): EVERYONE,
     ("api_health.health", "GET"): EVERYONE,
     ("api_me.me", "GET"): SIGNED_IN,
@@ -50,11 +65,23 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("api_tokens.revoke_token", "DELETE"): SIGNED_IN,
     ("api_users.list_users", "GET"): frozenset({ADMIN}),
     ("api_users.create_user", "POST"): frozenset({ADMIN}),
+    ("api_cases.list_cases", "GET"): CASE_ROLES,
+    ("api_cases.create_case", "POST"): frozenset({CLIN}),
+    ("api_cases.get_case", "GET"): CASE_ROLES,
+    ("api_cases.update_request", "PATCH"): frozenset({CLIN}),
+    ("api_cases.add_attachment", "POST"): frozenset({CLIN}),
+    ("api_cases.remove_attachment", "DELETE"): frozenset({CLIN}),
+    ("api_cases.download_attachment", "GET"): CASE_ROLES,
+    ("api_cases.submit", "POST"): frozenset({CLIN}),
+    ("api_cases.transition", "POST"): CASE_ROLES,
+    ("api_cases.comment", "POST"): CASE_ROLES,
+    ("api_notifications.notifications", "GET"): SIGNED_IN,
     ("api_catalogue.device_types", "GET"): frozenset({CLIN, ENG, QUAL}),
     ("api_catalogue.sites", "GET"): frozenset({CLIN, ENG, QUAL}),
 }
 
-SAMPLE_ARGS = {"filename": "css/app.css", "token_id": "999999", "user_id": "999999"}
+SAMPLE_ARGS = {"filename": "css/app.css", "token_id": "999999", "user_id": "999999",
+               "case_id": "999999", "attachment_id": "999999", "device_type_id": "999999"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:

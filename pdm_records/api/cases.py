@@ -1,0 +1,171 @@
+"""Cases, design requests, attachments, signatures and workflow steps (JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request, send_file
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from werkzeug.wrappers import Response
+
+from ..access import require_actor, requires
+from ..context import get_store
+from ..errors import ValidationError
+from ..extensions import db
+from ..models import Case, CaseStatus
+from ..permissions import Permission
+from ..schemas import PageQuerySchema
+from ..schemas.requests import CaseSummarySchema, CommentSchema, SubmitSchema, TransitionSchema
+from ..services import requests as svc
+from ..services.case_views import attachment_download, case_detail
+from .pages import page_of
+
+PREFIX = "/cases"
+blp = Blueprint("api_cases", __name__, description="Cases and design requests")
+
+
+class CaseListQuerySchema(PageQuerySchema):
+    status = fields.String(load_default=None, validate=validate.OneOf(
+        [s.value for s in CaseStatus]))
+    sort = fields.String(load_default="-created_at", validate=validate.OneOf(
+        ["created_at", "-created_at", "number", "-number", "status", "-status"]))
+
+
+class RequestBodySchema(Schema):
+    """Request fields; which are required depends on the device type's category."""
+
+    class Meta:
+        unknown = "include"
+
+
+def _config_pattern() -> str:
+    return str(current_app.config["PDM_PATIENT_CODE_PATTERN"])
+
+
+@blp.route("", methods=["GET"])
+@requires(Permission.VIEW_CASES)
+@blp.arguments(CaseListQuerySchema, location="query")
+def list_cases(args: dict[str, Any]) -> dict[str, Any]:
+    """Cases you may see, filtered and sorted, paginated."""
+    query = svc.visible_cases(require_actor())
+    if args["status"]:
+        query = query.where(Case.status == CaseStatus(args["status"]))
+    column = getattr(Case, args["sort"].lstrip("-"))
+    query = query.order_by(column.desc() if args["sort"].startswith("-") else column.asc(),
+                           Case.id.desc())
+    return page_of(query, args, CaseSummarySchema())
+
+
+@blp.route("", methods=["POST"])
+@requires(Permission.CREATE_REQUEST)
+@blp.arguments(RequestBodySchema)
+@blp.response(201)
+def create_case(data: dict[str, Any]) -> dict[str, Any]:
+    """Create a case with its draft request (you are the prescriber)."""
+    actor = require_actor()
+    case = svc.create_case(db.session, actor=actor, data=data, pattern=_config_pattern())
+    db.session.commit()
+    return case_detail(db.session, actor, case)
+
+
+@blp.route("/<int:case_id>", methods=["GET"])
+@requires(Permission.VIEW_CASES)
+def get_case(case_id: int) -> dict[str, Any]:
+    """The case with request revisions, attachments, signatures, history and comments."""
+    actor = require_actor()
+    return case_detail(db.session, actor, svc.get_case(db.session, actor, case_id))
+
+
+@blp.route("/<int:case_id>/request", methods=["PATCH"])
+@requires(Permission.CREATE_REQUEST)
+@blp.arguments(RequestBodySchema)
+def update_request(data: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """Save fields of the draft request (a new revision after changes were requested)."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    svc.update_draft(db.session, actor=actor, case=case, data=data, pattern=_config_pattern())
+    db.session.commit()
+    return case_detail(db.session, actor, case)
+
+
+@blp.route("/<int:case_id>/attachments", methods=["POST"])
+@requires(Permission.CREATE_REQUEST)
+@blp.response(201)
+def add_attachment(case_id: int) -> dict[str, Any]:
+    """Upload a file (multipart: ``file``, ``kind`` = model_3d | imaging | document, ``units``)."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationError("Choose a file.", {"file": ["Choose a file to upload."]})
+    attachment = svc.add_attachment(
+        db.session, get_store(), actor=actor, case=case, stream=upload.stream,
+        filename=upload.filename, kind=request.form.get("kind", ""),
+        units=request.form.get("units", "mm") or "mm",
+        max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+    db.session.commit()
+    return {"id": attachment.id, "sha256": attachment.file.sha256, "size": attachment.file.size,
+            "media_type": attachment.file.media_type,
+            "original_name": attachment.file.original_name, "kind": attachment.kind.value}
+
+
+@blp.route("/<int:case_id>/attachments/<int:attachment_id>", methods=["DELETE"])
+@requires(Permission.CREATE_REQUEST)
+@blp.response(204)
+def remove_attachment(case_id: int, attachment_id: int) -> None:
+    """Remove a file from the draft (signed files stay on record)."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    svc.remove_attachment(db.session, actor=actor, case=case, attachment_id=attachment_id)
+    db.session.commit()
+
+
+@blp.route("/<int:case_id>/attachments/<int:attachment_id>/content", methods=["GET"])
+@requires(Permission.VIEW_CASES)
+def download_attachment(case_id: int, attachment_id: int) -> Response:
+    """The file's original bytes (verified against its SHA-256)."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id)
+    return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
+
+
+@blp.route("/<int:case_id>/submit", methods=["POST"])
+@requires(Permission.CREATE_REQUEST)
+@blp.arguments(SubmitSchema)
+def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """Sign (password required) and submit the draft request."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    svc.transition(db.session, get_store(), actor=actor, case=case, target="submitted",
+                   password=data["password"], pattern=_config_pattern())
+    db.session.commit()
+    return case_detail(db.session, actor, case)
+
+
+@blp.route("/<int:case_id>/transitions", methods=["POST"])
+@requires(Permission.ACT_ON_CASES)
+@blp.arguments(TransitionSchema)
+def transition(data: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """Take a workflow step (409 names the current state and what is allowed)."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    svc.transition(db.session, get_store(), actor=actor, case=case, target=data["to"],
+                   reason=data["reason"], password=data["password"],
+                   delivered_on=data["delivered_on"], pattern=_config_pattern())
+    db.session.commit()
+    return case_detail(db.session, actor, case)
+
+
+@blp.route("/<int:case_id>/comments", methods=["POST"])
+@requires(Permission.VIEW_CASES)
+@blp.arguments(CommentSchema)
+@blp.response(201)
+def comment(data: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """Add to the conversation on the case."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    row = svc.add_comment(db.session, actor=actor, case=case, body=data["body"])
+    db.session.commit()
+    return {"id": row.id, "body": row.body, "created_at": row.created_at.isoformat()}

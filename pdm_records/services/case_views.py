@@ -1,0 +1,117 @@
+"""Read models of a case for the case page and the API (queries only, no changes)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import NotFound
+from ..models import Attachment, Case, CaseStatus, RequestRevision, Signature, User
+from ..storage import ObjectStore
+from ..workflow import allowed_from
+from . import DbSession
+from .requests import case_record, facts_for, revision_record
+from .signatures import verify_signature
+
+
+def signatures_of(session: DbSession, case: Case) -> list[Signature]:
+    return list(session.scalars(sa.select(Signature).where(Signature.case_id == case.id)
+                                .order_by(Signature.id)))
+
+
+def signature_status(case: Case, signature: Signature, session: DbSession) -> str:
+    """'valid' or why not: recomputes the content hash from what the database holds now."""
+    if signature.target_type == "request_revision":
+        revision = session.get(RequestRevision, signature.target_id)
+        if revision is None or revision.case_id != case.id:
+            return "broken: the signed revision is missing"
+        content = revision_record(case, revision)
+    else:
+        decision = next((t.to_status for t in case.transitions
+                         if t.signature_id == signature.id), None)
+        if decision is None:
+            return "broken: no workflow step refers to this signature"
+        content = case_record(case, decision)
+    check = verify_signature(signature, content)
+    return "valid" if check.valid else f"broken: {check.reason}"
+
+
+def manifestation_text(signature: Signature) -> str:
+    """Part 11 §11.50: printed name, date and time, meaning."""
+    return (f"{signature.printed_name} — {signature.meaning.value} — "
+            f"{signature.signed_at.strftime('%Y-%m-%d %H:%M:%S UTC')}")
+
+
+def case_detail(session: DbSession, actor: User, case: Case) -> dict[str, Any]:
+    session.refresh(case)
+    sigs = signatures_of(session, case)
+    facts = facts_for(session, actor, case)
+    actions = []
+    from ..workflow import TransitionRefused, find_transition
+
+    for step in allowed_from(case.status):
+        try:
+            find_transition(case.status, step.target, facts)
+        except TransitionRefused:
+            continue
+        actions.append({"to": step.target.value, "label": step.label,
+                        "signature": step.signature.value if step.signature else None,
+                        "reason_required": step.reason_required})
+    return {
+        "id": case.id,
+        "number": case.number,
+        "status": case.status.value,
+        "patient_code": case.patient.code,
+        "device_type": {"id": case.device_type.id, "name": case.device_type.name,
+                        "category": case.device_type.category.value,
+                        "implantable": case.device_type.implantable,
+                        "parameters": case.device_type.parameters},
+        "institution": case.institution.name,
+        "prescriber": {"id": case.prescriber.id, "printed_name": case.prescriber.printed_name,
+                       "registration_number": case.prescriber.registration_number},
+        "created_at": case.created_at.isoformat(),
+        "delivered_on": case.delivered_on.isoformat() if case.delivered_on else None,
+        "revisions": [{
+            "id": r.id, "revision": r.revision, "status": r.status.value,
+            "content": r.content, "content_sha256": r.content_sha256,
+            "created_by": r.created_by.printed_name, "created_at": r.created_at.isoformat(),
+            "attachments": [{
+                "id": a.id, "kind": a.kind.value, "units": a.units,
+                "original_name": a.file.original_name, "media_type": a.file.media_type,
+                "size": a.file.size, "sha256": a.file.sha256, "state": a.file.state.value,
+                "retain_until": a.file.retain_until.isoformat(),
+            } for a in r.live_attachments],
+        } for r in case.revisions],
+        "signatures": [{
+            "id": s.id, "meaning": s.meaning.value, "printed_name": s.printed_name,
+            "signed_at": s.signed_at.isoformat(), "target_type": s.target_type,
+            "target_id": s.target_id, "content_sha256": s.content_sha256,
+            "manifestation": manifestation_text(s),
+            "status": signature_status(case, s, session),
+        } for s in sigs],
+        "history": [{
+            "from": t.from_status.value if t.from_status else None, "to": t.to_status.value,
+            "by": t.actor_label, "at": t.occurred_at.isoformat(), "reason": t.reason,
+            "signature_id": t.signature_id,
+        } for t in case.transitions],
+        "comments": [{"id": c.id, "author": c.author.printed_name, "body": c.body,
+                      "created_at": c.created_at.isoformat()} for c in case.comments],
+        "allowed_actions": actions,
+        "editable": case.status in (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
+        and case.prescriber_id == actor.id,
+    }
+
+
+def attachment_download(
+    session: DbSession, store: ObjectStore, case: Case, attachment_id: int
+) -> tuple[io.BytesIO, str, str]:
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None or attachment.revision_id not in {r.id for r in case.revisions}:
+        raise NotFound("No such attachment on this case.")
+    stored = attachment.file
+    buffer = io.BytesIO()
+    store.copy_to(stored.key, buffer, version_id=stored.version_id, sha256=stored.sha256)
+    buffer.seek(0)
+    return buffer, stored.original_name, stored.media_type

@@ -1,0 +1,516 @@
+"""Design requests and the case workflow (DOMAIN.md §2, §3, §6).
+
+Contracts: every function takes the session, the store (when it writes objects) and the actor;
+checks visibility and the workflow order; writes the change, its status history and its audit
+event in the caller's transaction; flushes, never commits.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import IO, Any
+
+import sqlalchemy as sa
+from marshmallow import ValidationError as SchemaError
+
+from ..attachments import AttachmentRefused, ZipLimits, inspect_attachment
+from ..clock import utcnow
+from ..errors import Conflict, Forbidden, NotFound, ValidationError
+from ..models import (
+    Attachment,
+    AttachmentKind,
+    Case,
+    CaseStatus,
+    CaseTransition,
+    Comment,
+    DeviceType,
+    FileState,
+    Notification,
+    Patient,
+    RequestRevision,
+    RevisionStatus,
+    RoleRow,
+    Signature,
+    SignatureMeaning,
+    Site,
+    SiteKind,
+    User,
+)
+from ..models.users import roles_users
+from ..permissions import Role
+from ..retention import retention_floor
+from ..schemas import flatten_messages
+from ..schemas.requests import SCHEMAS, CommonRequestSchema
+from ..storage import ObjectStore
+from ..storage.uploads import SpooledUpload
+from ..workflow import ActorFacts, TransitionRefused, find_transition
+from . import DbSession
+from .audit import actor_label, record_event
+from .cases import allocate_case_number
+from .files import store_upload
+from .signatures import sign
+
+EDITABLE = (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
+
+
+# -- visibility ---------------------------------------------------------------------------------
+def visible_cases(actor: User) -> sa.Select[tuple[Case]]:
+    """Cases ``actor`` may see: clinicians their own (or their institution's when it shares),
+    engineers every submitted case, quality all; administrators none (DOMAIN.md §8)."""
+    roles = set(actor.role_names)
+    conditions: list[sa.ColumnElement[bool]] = []
+    if Role.QUALITY in roles:
+        conditions.append(sa.true())
+    if Role.ENGINEER in roles:
+        conditions.append(Case.status != CaseStatus.DRAFT)
+    if Role.CLINICIAN in roles:
+        conditions.append(Case.prescriber_id == actor.id)
+        if actor.site is not None and actor.site.share_cases:
+            conditions.append(Case.institution_id == actor.site_id)
+    if not conditions:
+        return sa.select(Case).where(sa.false())
+    return sa.select(Case).where(sa.or_(*conditions))
+
+
+def get_case(session: DbSession, actor: User, case_id: int) -> Case:
+    """The case if ``actor`` may see it; otherwise 404 (not 403: no existence leak)."""
+    case = session.scalar(visible_cases(actor).where(Case.id == case_id))
+    if case is None:
+        raise NotFound("There is no such case, or it is not yours to see.")
+    return case
+
+
+# -- request content ----------------------------------------------------------------------------
+def load_request(
+    session: DbSession, data: dict[str, Any], *, pattern: str, partial: bool
+) -> tuple[dict[str, Any], DeviceType]:
+    """Validate request fields for the device type's category; return JSON-ready content."""
+    try:
+        base = CommonRequestSchema(partial=True).load(
+            {k: data.get(k) for k in ("device_type_id",) if data.get(k) not in (None, "")},
+            unknown="exclude")
+    except SchemaError as exc:
+        raise ValidationError("Please correct the marked fields.",
+                              flatten_messages(exc.messages)) from exc
+    device_type = session.get(DeviceType, base.get("device_type_id") or 0)
+    if device_type is None or not device_type.active:
+        raise ValidationError("Choose a device type from the catalogue.",
+                              {"device_type_id": ["Choose a device type from the catalogue."]})
+    schema = SCHEMAS[device_type.category.value](partial=partial)
+    errors: dict[str, list[str]] = {}
+    try:
+        content = schema.load(data, unknown="exclude")
+    except SchemaError as exc:
+        errors = flatten_messages(exc.messages)
+        content = {}
+    code = data.get("patient_code")
+    if isinstance(code, str) and code.strip() and not re.fullmatch(pattern, code.strip()):
+        errors.setdefault("patient_code", []).append(
+            f"Use the pseudonymous patient code format {pattern} (no names).")
+    institution_id = data.get("institution_id")
+    if institution_id not in (None, ""):
+        site = session.get(Site, _int(institution_id))
+        if site is None or site.kind is not SiteKind.HEALTH_INSTITUTION:
+            errors.setdefault("institution_id", []).append("Choose a health institution.")
+    known = {p["name"] for p in device_type.parameters}
+    for field in ("design_parameters", "requested_parameters"):
+        unknown = sorted(set(content.get(field) or {}) - known)
+        if unknown:
+            errors.setdefault(field, []).append(
+                f"Unknown parameter(s) {', '.join(unknown)} for {device_type.name}; "
+                f"known: {', '.join(sorted(known)) or 'none'}.")
+    if errors:
+        raise ValidationError("Please correct the marked fields.", errors)
+    content["device_type_id"] = device_type.id
+    return _jsonable(content), device_type
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _jsonable(content: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in content.items()}
+
+
+# -- cases and drafts -----------------------------------------------------------------------
+def create_case(
+    session: DbSession, *, actor: User, data: dict[str, Any], pattern: str,
+    now: datetime | None = None,
+) -> Case:
+    """Create a case with its first (draft) request revision; the actor is the prescriber."""
+    now = now or utcnow()
+    if Role.CLINICIAN not in actor.role_names:
+        raise Forbidden("Only clinicians prescribe design requests.")
+    if not data.get("institution_id") and actor.site_id is not None:
+        data = {**data, "institution_id": actor.site_id}
+    content, device_type = load_request(session, data, pattern=pattern, partial=True)
+    missing = [f for f in ("patient_code", "institution_id") if not content.get(f)]
+    if missing:
+        raise ValidationError("Please correct the marked fields.",
+                              {f: ["This field is required."] for f in missing})
+    patient = _patient(session, content["patient_code"], content["institution_id"])
+    case = Case(number=allocate_case_number(session, now), status=CaseStatus.DRAFT,
+                patient_id=patient.id, device_type_id=device_type.id,
+                institution_id=content["institution_id"], prescriber_id=actor.id,
+                created_at=now, updated_at=now)
+    session.add(case)
+    session.flush()
+    revision = RequestRevision(case_id=case.id, revision=1, status=RevisionStatus.DRAFT,
+                               content=content, created_by_id=actor.id, created_at=now)
+    session.add(revision)
+    _history(session, case, None, CaseStatus.DRAFT, actor, now=now)
+    session.flush()
+    record_event(session, actor=actor, action="case.created", target_type="case",
+                 target_id=case.id, case_id=case.id,
+                 after={"number": case.number, "device_type_id": device_type.id,
+                        "patient_code": patient.code, "request": content})
+    return case
+
+
+def _patient(session: DbSession, code: str, institution_id: int) -> Patient:
+    patient = session.scalar(sa.select(Patient).where(
+        Patient.code == code, Patient.institution_id == institution_id))
+    if patient is None:
+        patient = Patient(code=code, institution_id=institution_id)
+        session.add(patient)
+        session.flush()
+    return patient
+
+
+def _editable_revision(session: DbSession, actor: User, case: Case) -> RequestRevision:
+    """The draft revision the prescriber may edit; a new one after changes were requested."""
+    if case.prescriber_id != actor.id:
+        raise Forbidden("Only the prescribing clinician edits this request.")
+    if case.status not in EDITABLE:
+        raise Conflict(f"The case is {case.status.value.replace('_', ' ')}; its request can no "
+                       "longer be edited. A correction needs a change request from engineering.")
+    current = case.revisions[-1]
+    if current.status is RevisionStatus.DRAFT:
+        return current
+    # Changes requested on a signed revision: start a new revision that will supersede it.
+    revision = RequestRevision(case_id=case.id, revision=current.revision + 1,
+                               status=RevisionStatus.DRAFT, content=dict(current.content),
+                               created_by_id=actor.id, supersedes_id=current.id)
+    session.add(revision)
+    session.flush()
+    for attachment in current.live_attachments:  # the frozen files carry over by reference
+        session.add(Attachment(revision_id=revision.id, file_id=attachment.file_id,
+                               kind=attachment.kind, units=attachment.units,
+                               description=attachment.description,
+                               created_by_id=attachment.created_by_id))
+    session.flush()
+    session.refresh(case)
+    record_event(session, actor=actor, action="request.revision_started",
+                 target_type="request_revision", target_id=revision.id, case_id=case.id,
+                 after={"revision": revision.revision, "supersedes": current.revision})
+    return revision
+
+
+def update_draft(
+    session: DbSession, *, actor: User, case: Case, data: dict[str, Any], pattern: str,
+) -> RequestRevision:
+    revision = _editable_revision(session, actor, case)
+    data = {**data, "device_type_id": case.device_type_id}
+    if not data.get("institution_id"):
+        data["institution_id"] = case.institution_id
+    content, _ = load_request(session, data, pattern=pattern, partial=True)
+    if content.get("patient_code") and content["patient_code"] != case.patient.code:
+        case.patient_id = _patient(session, content["patient_code"], case.institution_id).id
+    before = dict(revision.content)
+    revision.content = {**before, **content}
+    case.updated_at = utcnow()
+    session.flush()
+    record_event(session, actor=actor, action="request.draft_saved",
+                 target_type="request_revision", target_id=revision.id, case_id=case.id,
+                 before=before, after=revision.content)
+    return revision
+
+
+# -- attachments ----------------------------------------------------------------------------
+def add_attachment(
+    session: DbSession, store: ObjectStore, *, actor: User, case: Case, stream: IO[bytes],
+    filename: str | None, kind: str, units: str, max_bytes: int,
+    zip_limits: ZipLimits | None = None, description: str = "",
+) -> Attachment:
+    """Validate the file's content against its claimed type, store it, attach it to the draft."""
+    try:
+        attachment_kind = AttachmentKind(kind)
+    except ValueError as exc:
+        raise ValidationError("Choose what the file is.", {"kind": [
+            "Choose one of: " + ", ".join(k.value for k in AttachmentKind) + "."]}) from exc
+    if units not in {"mm", "cm", "m", "in"}:
+        raise ValidationError("Choose the units.", {"units": ["Choose one of: mm, cm, m, in."]})
+    revision = _editable_revision(session, actor, case)
+
+    def validate(upload: SpooledUpload) -> str:
+        try:
+            return inspect_attachment(upload.path, upload.original_name, attachment_kind,
+                                      units, zip_limits)
+        except AttachmentRefused as exc:
+            raise ValidationError(exc.message, {"file": [exc.message]}) from exc
+
+    stored = store_upload(session, store, actor=actor, stream=stream, original_name=filename,
+                          max_bytes=max_bytes, validate=validate, case_id=case.id)
+    attachment = Attachment(revision_id=revision.id, file_id=stored.id, kind=attachment_kind,
+                            units=units if attachment_kind is AttachmentKind.MODEL_3D else None,
+                            description=description, created_by_id=actor.id)
+    session.add(attachment)
+    session.flush()
+    record_event(session, actor=actor, action="attachment.added", target_type="attachment",
+                 target_id=attachment.id, case_id=case.id, after={
+                     "revision": revision.revision, "file_id": stored.id, "kind": kind,
+                     "sha256": stored.sha256, "original_name": stored.original_name})
+    return attachment
+
+
+def remove_attachment(session: DbSession, *, actor: User, case: Case, attachment_id: int) -> None:
+    revision = _editable_revision(session, actor, case)
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None or attachment.revision_id != revision.id or attachment.removed_at:
+        raise NotFound("No such attachment on this draft.")
+    if attachment.file.state is not FileState.DRAFT:
+        raise Conflict("This file was signed with an earlier revision; it stays on record. "
+                       "It is only removed from the new revision.")
+    attachment.removed_at = utcnow()
+    session.flush()
+    record_event(session, actor=actor, action="attachment.removed", target_type="attachment",
+                 target_id=attachment.id, case_id=case.id,
+                 before={"removed_at": None}, after={"removed_at": attachment.removed_at})
+
+
+# -- the signed record ----------------------------------------------------------------------
+def revision_record(case: Case, revision: RequestRevision) -> dict[str, Any]:
+    """The canonical content a request signature binds: fields, parties and file hashes."""
+    prescriber = case.prescriber
+    return {
+        "record_type": "request_revision",
+        "case_number": case.number,
+        "revision": revision.revision,
+        "supersedes_revision_id": revision.supersedes_id,
+        "device_type": {"id": case.device_type.id, "name": case.device_type.name,
+                        "category": case.device_type.category.value,
+                        "implantable": case.device_type.implantable},
+        "patient_code": case.patient.code,
+        "institution": case.institution.name,
+        "prescriber": {"printed_name": prescriber.printed_name, "email": prescriber.email,
+                       "registration_number": prescriber.registration_number},
+        "request_date": revision.created_at.date().isoformat(),
+        "content": revision.content,
+        "attachments": [
+            {"id": a.id, "kind": a.kind.value, "units": a.units,
+             "original_name": a.file.original_name, "media_type": a.file.media_type,
+             "size": a.file.size, "sha256": a.file.sha256}
+            for a in revision.live_attachments],
+    }
+
+
+def case_record(case: Case, target: CaseStatus) -> dict[str, Any]:
+    """What a signature on a case decision (verified, approved, released) binds."""
+    signed = [r for r in case.revisions if r.status is RevisionStatus.SIGNED]
+    latest = case.iterations[-1] if case.iterations else None
+    return {
+        "record_type": "case_decision",
+        "case_number": case.number,
+        "decision": target.value,
+        "request_revision": signed[-1].revision if signed else None,
+        "request_sha256": signed[-1].content_sha256 if signed else None,
+        "design_iteration": None if latest is None else {
+            "number": latest.number, "sha256": latest.file.sha256},
+    }
+
+
+def _retain_until(case: Case, now: datetime) -> datetime:
+    return retention_floor(implantable=case.device_type.implantable, start=now)
+
+
+def _freeze(session: DbSession, store: ObjectStore, revision: RequestRevision,
+            retain_until: datetime) -> None:
+    """Signing makes every attached file an immutable record object (longer retention)."""
+    for attachment in revision.live_attachments:
+        stored = attachment.file
+        if stored.retain_until < retain_until:
+            store.extend_retention(stored.key, version_id=stored.version_id,
+                                   retain_until=retain_until)
+            stored.retain_until = retain_until
+        stored.state = FileState.RECORD
+    session.flush()
+
+
+# -- workflow -------------------------------------------------------------------------------
+def facts_for(session: DbSession, actor: User, case: Case) -> ActorFacts:
+    verified_by_actor = session.scalar(sa.select(sa.func.count()).select_from(Signature).where(
+        Signature.case_id == case.id, Signature.meaning == SignatureMeaning.VERIFIED,
+        Signature.signer_id == actor.id)) or 0
+    return ActorFacts(roles=frozenset(actor.role_names), is_prescriber=case.prescriber_id ==
+                      actor.id, verified_by_actor=verified_by_actor > 0,
+                      latest_iteration_passed=None)
+
+
+def transition(
+    session: DbSession, store: ObjectStore, *, actor: User, case: Case, target: str,
+    reason: str = "", password: str | None = None, delivered_on: date | None = None,
+    pattern: str = ".*", now: datetime | None = None,
+) -> CaseTransition:
+    """Move ``case`` to ``target`` if the workflow allows it for ``actor`` (§11.10(f), (g))."""
+    now = now or utcnow()
+    try:
+        target_status = CaseStatus(target)
+    except ValueError as exc:
+        raise ValidationError("Unknown target state.", {"to": [
+            "Choose one of: " + ", ".join(s.value for s in CaseStatus) + "."]}) from exc
+    try:
+        step = find_transition(case.status, target_status, facts_for(session, actor, case))
+    except TransitionRefused as exc:
+        if exc.status == 403:
+            raise Forbidden(exc.message) from exc
+        raise Conflict(exc.message) from exc
+    if step.reason_required and not reason.strip():
+        raise ValidationError("Give a reason.", {"reason": ["A reason is required for this step."]})
+    extra: dict[str, Any] = {}
+    if target_status is CaseStatus.DELIVERED:
+        extra = _delivery(case, delivered_on, now)
+    signature = None
+    if target_status is CaseStatus.SUBMITTED:
+        signature = _sign_request(session, store, actor=actor, case=case, password=password,
+                                  pattern=pattern, now=now)
+    elif step.signature is not None:
+        signature = sign(session, store, actor=actor, password=password, meaning=step.signature,
+                         target_type="case", target_id=case.id,
+                         content=case_record(case, target_status),
+                         record_key_prefix=f"records/{case.number}",
+                         retain_until=_retain_until(case, now), case_id=case.id, now=now)
+    if target_status is CaseStatus.RELEASED:
+        case.released_at = now
+    before = case.status
+    case.status = target_status
+    case.updated_at = now
+    row = _history(session, case, before, target_status, actor, reason=reason.strip(),
+                   signature=signature, now=now)
+    record_event(session, actor=actor, action="case.transition", target_type="case",
+                 target_id=case.id, case_id=case.id,
+                 before={"status": before.value},
+                 after={"status": target_status.value, "reason": reason.strip(),
+                        "signature_id": signature.id if signature else None, **extra})
+    _notify_for(session, case, target_status, actor)
+    return row
+
+
+def _delivery(case: Case, delivered_on: date | None, now: datetime) -> dict[str, Any]:
+    if delivered_on is None:
+        raise ValidationError("Give the delivery date.", {"delivered_on": [
+            "Enter the date the device was delivered."]})
+    if delivered_on > now.date():
+        raise ValidationError("The delivery date is in the future.", {"delivered_on": [
+            "A delivery cannot be recorded before it happens."]})
+    if case.released_at is not None and delivered_on < case.released_at.date():
+        raise ValidationError("The delivery date is before the release.", {"delivered_on": [
+            f"The device was released on {case.released_at.date().isoformat()}."]})
+    case.delivered_on = delivered_on
+    # Back-dating is allowed (the form may be filled in later) and recorded as such.
+    return {"delivered_on": delivered_on.isoformat(), "backdated": delivered_on < now.date()}
+
+
+def _sign_request(
+    session: DbSession, store: ObjectStore, *, actor: User, case: Case, password: str | None,
+    pattern: str, now: datetime,
+) -> Signature:
+    revision = case.revisions[-1]
+    if revision.status is not RevisionStatus.DRAFT:
+        revision = _editable_revision(session, actor, case)
+    # Full validation now: every required field of the category.
+    data = {**revision.content, "device_type_id": case.device_type_id,
+            "institution_id": case.institution_id, "patient_code": case.patient.code}
+    load_request(session, data, pattern=pattern, partial=False)
+    record = revision_record(case, revision)
+    retain_until = _retain_until(case, now)
+    signature = sign(session, store, actor=actor, password=password,
+                     meaning=SignatureMeaning.AUTHORED, target_type="request_revision",
+                     target_id=revision.id, content=record,
+                     record_key_prefix=f"records/{case.number}", retain_until=retain_until,
+                     case_id=case.id, now=now)
+    _freeze(session, store, revision, retain_until)
+    revision.status = RevisionStatus.SIGNED
+    revision.content_sha256 = signature.content_sha256
+    if revision.supersedes_id is not None:
+        previous = session.get(RequestRevision, revision.supersedes_id)
+        if previous is not None:
+            previous.status = RevisionStatus.SUPERSEDED
+    session.flush()
+    return signature
+
+
+def _history(
+    session: DbSession, case: Case, source: CaseStatus | None, target: CaseStatus, actor: User,
+    *, reason: str = "", signature: Signature | None = None, now: datetime | None = None,
+) -> CaseTransition:
+    row = CaseTransition(case_id=case.id, from_status=source, to_status=target,
+                         actor_id=actor.id, actor_label=actor_label(actor), reason=reason,
+                         signature_id=signature.id if signature else None,
+                         occurred_at=now or utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+# -- comments and notifications -------------------------------------------------------------
+def add_comment(session: DbSession, *, actor: User, case: Case, body: str) -> Comment:
+    comment = Comment(case_id=case.id, author_id=actor.id, body=body)
+    session.add(comment)
+    session.flush()
+    record_event(session, actor=actor, action="comment.added", target_type="comment",
+                 target_id=comment.id, case_id=case.id, after={"body": body})
+    recipients = {case.prescriber_id} | _role_user_ids(session, Role.ENGINEER)
+    _notify(session, recipients - {actor.id}, case,
+            f"{actor.printed_name} commented on {case.number}.")
+    return comment
+
+
+NOTIFY_ROLE = {
+    CaseStatus.SUBMITTED: Role.ENGINEER,
+    CaseStatus.APPROVED: Role.QUALITY,
+}
+NOTIFY_PRESCRIBER = {CaseStatus.ACCEPTED, CaseStatus.REJECTED, CaseStatus.CHANGES_REQUESTED,
+                     CaseStatus.AWAITING_APPROVAL, CaseStatus.RELEASED, CaseStatus.DELIVERED,
+                     CaseStatus.CANCELLED}
+
+
+def _notify_for(session: DbSession, case: Case, target: CaseStatus, actor: User) -> None:
+    recipients: set[int] = set()
+    if target in NOTIFY_ROLE:
+        recipients |= _role_user_ids(session, NOTIFY_ROLE[target])
+    if target in NOTIFY_PRESCRIBER or target is CaseStatus.IN_DESIGN:
+        recipients.add(case.prescriber_id)
+    _notify(session, recipients - {actor.id}, case,
+            f"{case.number} is now {target.value.replace('_', ' ')} ({actor.printed_name}).")
+
+
+def _role_user_ids(session: DbSession, role: Role) -> set[int]:
+    return set(session.scalars(
+        sa.select(User.id).join(roles_users, roles_users.c.user_id == User.id)
+        .join(RoleRow, RoleRow.id == roles_users.c.role_id)
+        .where(RoleRow.name == role.value, User.active.is_(True))))
+
+
+def _notify(session: DbSession, user_ids: set[int], case: Case, message: str) -> None:
+    for user_id in sorted(user_ids):
+        session.add(Notification(user_id=user_id, case_id=case.id, message=message[:500]))
+    session.flush()
+
+
+def unread_notifications(session: DbSession, user: User, limit: int = 20) -> list[Notification]:
+    return list(session.scalars(
+        sa.select(Notification).where(Notification.user_id == user.id,
+                                      Notification.read_at.is_(None))
+        .order_by(Notification.id.desc()).limit(limit)))
+
+
+def mark_notifications_read(session: DbSession, user: User) -> int:
+    rows = session.execute(sa.update(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None))
+        .values(read_at=utcnow()))
+    return int(getattr(rows, "rowcount", 0) or 0)

@@ -1,0 +1,56 @@
+"""The clinician's journey in the browser: form, errors kept, attach, sign, submit."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from flask import Flask
+
+from tests.conftest import PASSWORD, Accounts, csrf_token
+from tests.meshes import binary_stl
+
+
+def test_clinician_journey(app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    client = app.test_client()
+    accounts.login(client, "clinician")
+    url = f"/cases/new/{catalogue['guide']}"
+    form = {"csrf_token": csrf_token(client, url), "patient_code": "bad code!",
+            "institution_id": str(catalogue["hospital"]), "anatomical_site": "tibia",
+            "clinical_indication": "osteotomy <planning>", "requested_parameters:wall_thickness":
+            "abc"}
+    refused = client.post(url, data=form)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert 'value="bad code!"' in page and "osteotomy &lt;planning&gt;" in page
+    assert "Enter a number." in page
+    form.update({"patient_code": "PAT-77", "requested_parameters:wall_thickness": "3,5",
+                 "side": "right", "intended_use": "drilling guide", "needed_by": "2030-02-01",
+                 "imaging_modality": "CBCT", "imaging_date": "2026-10-01",
+                 "slice_thickness_mm": "0.3"})
+    created = client.post(url, data=form)
+    assert created.status_code == 302
+    case_url = created.headers["Location"]
+    case_id = int(re.search(r"/cases/(\d+)", case_url).group(1))  # type: ignore[union-attr]
+    token = csrf_token(client, case_url)
+    uploaded = client.post(f"/cases/{case_id}/attachments", data={
+        "csrf_token": token, "file": (io.BytesIO(binary_stl()), "guide.stl"),
+        "kind": "model_3d", "units": "mm"}, content_type="multipart/form-data",
+        follow_redirects=True)
+    assert "guide.stl attached." in uploaded.get_data(as_text=True)
+    bad = client.post(f"/cases/{case_id}/attachments", data={
+        "csrf_token": token, "file": (io.BytesIO(b"not a pdf"), "report.pdf"),
+        "kind": "document"}, content_type="multipart/form-data", follow_redirects=True)
+    assert "not PDF" in bad.get_data(as_text=True)
+    wrong = client.post(f"/cases/{case_id}/transition", data={
+        "csrf_token": token, "to": "submitted", "password": "nope nope nope"},
+        follow_redirects=True)
+    assert "The password is not correct; nothing was signed." in wrong.get_data(as_text=True)
+    signed = client.post(f"/cases/{case_id}/transition", data={
+        "csrf_token": token, "to": "submitted", "password": PASSWORD}, follow_redirects=True)
+    page = signed.get_data(as_text=True)
+    assert "is now submitted" in page
+    assert "Test Clinician" in page and "authored" in page and "valid" in page
+    assert "3.5" in page
+    listing = client.get("/cases/?status=submitted").get_data(as_text=True)
+    assert "PAT-77" in listing
