@@ -71,12 +71,13 @@ _PARALLEL_MIN_RAYS = 20_000
 
 
 def engine_available() -> bool:
-    """True when embreex imports (the condition trimesh calls ``has_embree``)."""
+    """True when embreex imports and trimesh agrees (``trimesh.ray.has_embree``)."""
     try:
         import embreex  # noqa: F401
+        from trimesh.ray import has_embree
     except Exception:
         return False
-    return True
+    return bool(has_embree)
 
 
 def _aligned_empty(shape: tuple[int, ...], dtype: Any, align: int = 64) -> np.ndarray:

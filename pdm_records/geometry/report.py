@@ -78,7 +78,9 @@ def measure(
 
     def build_scene() -> None:
         try:
+            t0 = time.perf_counter()
             scene_box["scene"] = RayScene(uv, faces)
+            scene_box["seconds"] = time.perf_counter() - t0
         except BaseException as exc:  # re-raised in the caller's thread
             scene_box["error"] = exc
 
@@ -91,12 +93,29 @@ def measure(
     cross, area, normals = face_geometry(tri)
     degenerate = degenerate_mask(tri, area) | collapsed
     clock.lap("face_geometry")
-    topo, et = analyse(faces, len(uv), ~collapsed)
-    clock.lap("topology")
-    dups = duplicate_faces(faces, len(uv))
     used = np.zeros(len(uv), dtype=bool)
     used[faces.ravel()] = True
     pts = uv[used]
+    # Size and shape (duplicates, extremes, oriented box, diameter) need no topology: compute
+    # them in a worker thread while this one builds the edge table (numpy releases the GIL in
+    # its array loops, so the two overlap on a multi-core machine).
+    shape_box: dict[str, Any] = {}
+
+    def shape_work() -> None:
+        try:
+            t0 = time.perf_counter()
+            shape_box["dups"] = duplicate_faces(faces, len(uv))
+            ext = shared_extremes(pts) if len(pts) > 4000 else None
+            shape_box["obb"] = oriented_extents(pts, seed, ext)
+            shape_box["diam"] = diameter(pts, ext)
+            shape_box["seconds"] = time.perf_counter() - t0
+        except BaseException as exc:  # re-raised in the caller's thread
+            shape_box["error"] = exc
+
+    shaper = threading.Thread(target=shape_work, daemon=True)
+    shaper.start()
+    topo, et = analyse(faces, len(uv), ~collapsed)
+    clock.lap("topology")
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     scale = float((hi - lo).max())
     center = (lo + hi) / 2.0
@@ -121,7 +140,7 @@ def measure(
         "bodies": topo.bodies,
         "euler_number": topo.euler_number,
         "degenerate_faces": int(degenerate.sum()),
-        "duplicate_faces": dups,
+        "duplicate_faces": None,
         "self_intersections": None,
         "volume": abs(vol_signed) if closed_oriented else None,
         "signed_volume": vol_signed if closed_oriented else None,
@@ -130,16 +149,21 @@ def measure(
         "extents": sorted((float(v) for v in (hi - lo)), reverse=True),
     }
 
-    clock.lap("duplicates_volume_area")
-    ext = shared_extremes(pts) if len(pts) > 4000 else None
-    obb = oriented_extents(pts, seed, ext)
+    m["overhang_area"] = overhang_area(normals, area, overhang_angle_deg)
+    clock.lap("volume_area_overhang")
+    shaper.join()
+    if "error" in shape_box:
+        raise shape_box["error"]
+    m["duplicate_faces"] = shape_box["dups"]
+    obb = shape_box["obb"]
+    diam = shape_box["diam"]
     m["oriented_extents"] = obb["extents"]
-    diam = diameter(pts, ext)
     m["diameter"] = diam["value"]
     m["diameter_upper_bound"] = diam["upper_bound"]
     m["diameter_exact"] = diam["exact"]
-    m["overhang_area"] = overhang_area(normals, area, overhang_angle_deg)
-    clock.lap("extents_obb_diameter_overhang")
+    clock.lap("wait_for_shape_thread")
+    if timings is not None:
+        timings["shape_thread(parallel)"] = shape_box["seconds"]
 
     methods: dict[str, Any] = {
         "weld": WELD_RULE,
@@ -153,8 +177,9 @@ def measure(
             "euler_number": "V - E + F over non-collapsed faces and the vertices they use",
             "collapsed_faces_excluded": int(collapsed.sum()),
         },
-        "degenerate_faces": "zero area: twice the area <= 1e-10 x (longest edge)^2, or a "
-        "repeated vertex after welding",
+        "degenerate_faces": "zero area to float precision: |e0 x e2| <= 1e-10 |e0| |e2| at the "
+        "first corner (sine of the corner angle ~ 0), a zero-length edge, or a repeated vertex "
+        "after welding",
         "duplicate_faces": "faces whose vertex set equals that of an earlier face",
         "volume": "signed sum of tetrahedra (a, b, c, box centre) / 6; null unless watertight "
         "and consistently wound; volume is its absolute value",
@@ -186,6 +211,8 @@ def measure(
         if "error" in scene_box:
             raise scene_box["error"]
         scene = scene_box["scene"]
+        if timings is not None:
+            timings["scene_build(parallel)"] = scene_box["seconds"]
     clock.lap("wait_for_scene_build")
 
     if thickness_samples > 0 and scene is not None:

@@ -88,7 +88,13 @@ class SelfIntersectionResult:
 
 def _share_vertex(fa: IntArray, fb: IntArray) -> BoolArray:
     """Row-wise: does face ``fa[i]`` share a vertex index with ``fb[i]``?"""
-    return (fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
+    # Nine column comparisons: ~10x faster than broadcasting to (k, 3, 3) and reducing.
+    out = np.zeros(len(fa), dtype=bool)
+    for i in range(3):
+        col = fa[:, i]
+        for j in range(3):
+            out |= col == fb[:, j]
+    return out
 
 
 def _with_vertex_neighbours(
@@ -208,19 +214,22 @@ def _coplanar_candidates(
         return np.empty((0, 2), np.int64), False
     all_usable = len(idx) == len(tri)
     t = tri if all_usable else tri[idx]  # no 72 MB copy in the common case
-    n = normals.copy() if all_usable else normals[idx]
-    # Canonical sign: largest component positive, so opposite-facing coplanar faces group too.
-    dom = np.argmax(np.abs(n), axis=1)
-    n *= np.sign(n[np.arange(len(n)), dom])[:, None]
-    d = np.einsum("ij,ij->i", n, t[:, 0])
-    qn = np.round(n / PLANE_NORMAL_STEP).astype(np.int64)
+    n = normals if all_usable else normals[idx]
+    qn = np.rint(n * (1.0 / PLANE_NORMAL_STEP)).astype(np.int64)
+    # Canonical sign on the quantised normal (first non-zero of z, y, x positive), so that
+    # opposite-facing coplanar faces land in the same group.
+    zero_z = qn[:, 2] == 0
+    flip = (qn[:, 2] < 0) | (zero_z & ((qn[:, 1] < 0) | ((qn[:, 1] == 0) & (qn[:, 0] < 0))))
+    sgn = 1 - 2 * flip.astype(np.int64)
+    qn *= sgn[:, None]
+    d = np.einsum("ij,ij->i", n, t[:, 0]) * sgn
     step = PLANE_OFFSET_STEP * max(scale, 1e-300)
     # Two staggered offset grids: faces whose offsets differ by less than step/2 share a cell in
     # at least one of them.
     qa = np.floor(d / step).astype(np.int64)
     qb = np.floor(d / step + 0.5).astype(np.int64)
-    # One 64-bit hash per (plane cell, grid); equal hashes are verified below, and a hash
-    # collision only adds candidates (the exact test decides), it never loses one.
+    # One 64-bit hash per (plane cell, grid). A hash collision only adds candidates (the exact
+    # test decides), it never loses one.
     nb = 2 * round(1 / PLANE_NORMAL_STEP) + 3
     base = ((qn[:, 0] * nb + qn[:, 1]) * nb + qn[:, 2]).astype(np.uint64)
     ha = _hash2(base, qa.astype(np.uint64) * np.uint64(2))

@@ -63,6 +63,17 @@ def create_device_type(
     return device_type
 
 
+def set_case_sharing(session: DbSession, *, actor: User, site: Site, share: bool) -> None:
+    """Let the clinicians of an institution see each other's cases (or stop it)."""
+    if site.share_cases == share:
+        return
+    site.share_cases = share
+    session.flush()
+    record_event(session, actor=actor, action="site.case_sharing_changed", target_type="site",
+                 target_id=site.id, before={"share_cases": not share},
+                 after={"share_cases": share})
+
+
 def list_device_types(session: DbSession) -> list[DeviceType]:
     return list(session.scalars(sa.select(DeviceType).order_by(DeviceType.name)))
 

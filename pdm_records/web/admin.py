@@ -8,9 +8,9 @@ from werkzeug.wrappers import Response
 
 from ..access import require_actor, requires
 from ..config import SETTINGS
-from ..errors import ValidationError
+from ..errors import NotFound, ValidationError
 from ..extensions import db
-from ..models import User
+from ..models import Site, User
 from ..permissions import ROLE_DESCRIPTIONS, Permission, Role
 from ..schemas import UserCreateSchema
 from ..services import catalogue
@@ -58,6 +58,22 @@ def set_active(user_id: int) -> Response:
     db.session.commit()
     flash(f"Account {user.email} {'activated' if active else 'deactivated'}.", "success")
     return redirect(url_for("admin.users"))
+
+
+@bp.route("/sites", methods=["GET", "POST"])
+@requires(Permission.MANAGE_CATALOGUE)
+def sites() -> Response | str:
+    if request.method == "POST":
+        site = db.session.get(Site, request.form.get("site_id", type=int) or 0)
+        if site is None:
+            raise NotFound("No such site.")
+        share = request.form.get("share_cases") == "1"
+        catalogue.set_case_sharing(db.session, actor=require_actor(), site=site, share=share)
+        db.session.commit()
+        flash(f"{site.name}: clinicians {'now' if share else 'no longer'} see each other's "
+              "cases.", "success")
+        return redirect(url_for("admin.sites"))
+    return render_template("admin/sites.html", sites=catalogue.list_sites(db.session))
 
 
 @bp.route("/configuration")

@@ -54,3 +54,33 @@ def test_clinician_journey(app: Flask, accounts: Accounts, catalogue: dict[str, 
     assert "3.5" in page
     listing = client.get("/cases/?status=submitted").get_data(as_text=True)
     assert "PAT-77" in listing
+
+
+def test_case_pages_are_private_unless_the_institution_shares(
+        app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    from pdm_records.extensions import db
+    from pdm_records.models import User
+    from tests.requests_support import PATIENT_MATCHED, common, create
+
+    owner_token = accounts.token("clinician")
+    case = create(app, owner_token, {**common(catalogue, "implant"), **PATIENT_MATCHED})
+    colleague = accounts.user("clinician", email="colleague@example.org")
+    with app.app_context():
+        for account_id in (colleague.id, accounts.user("clinician").id):
+            user = db.session.get(User, account_id)
+            assert user is not None
+            user.site_id = catalogue["hospital"]
+        db.session.commit()
+    client = app.test_client()
+    client.post("/login", data={"email": "colleague@example.org", "password": PASSWORD,
+                                "csrf_token": csrf_token(client, "/login")})
+    assert client.get(f"/cases/{case['id']}").status_code == 404
+    assert case["number"] not in client.get("/cases/").get_data(as_text=True)
+
+    admin = app.test_client()
+    accounts.login(admin, "admin")
+    shared = admin.post("/admin/sites", data={
+        "csrf_token": csrf_token(admin, "/admin/sites"), "site_id": catalogue["hospital"],
+        "share_cases": "1"}, follow_redirects=True)
+    assert "now see each other" in shared.get_data(as_text=True)
+    assert client.get(f"/cases/{case['id']}").status_code == 200

@@ -43,6 +43,8 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("admin.new_user", "POST"): frozenset({ADMIN}),
     ("admin.set_active", "POST"): frozenset({ADMIN}),
     ("admin.configuration", "GET"): frozenset({ADMIN}),
+    ("admin.sites", "GET"): frozenset({QUAL, ADMIN}),
+    ("admin.sites", "POST"): frozenset({QUAL, ADMIN}),
     ("cases.index", "GET"): CASE_ROLES,
     ("cases.choose_device_type", "GET"): frozenset({CLIN}),
     ("cases.new", "GET"): frozenset({CLIN}),
