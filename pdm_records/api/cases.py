@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
 from ..access import require_actor, requires
+from ..attachments import ZipLimits
 from ..context import get_store
 from ..errors import ValidationError
 from ..extensions import db
@@ -37,6 +38,12 @@ class RequestBodySchema(Schema):
 
     class Meta:
         unknown = "include"
+
+
+def zip_limits() -> ZipLimits:
+    config = current_app.config
+    return ZipLimits(max_decompressed_bytes=int(config["PDM_ZIP_MAX_DECOMPRESSED_MB"]) * 2**20,
+                     max_ratio=float(config["PDM_ZIP_MAX_RATIO"]))
 
 
 def _config_pattern() -> str:
@@ -103,7 +110,7 @@ def add_attachment(case_id: int) -> dict[str, Any]:
         db.session, get_store(), actor=actor, case=case, stream=upload.stream,
         filename=upload.filename, kind=request.form.get("kind", ""),
         units=request.form.get("units", "mm") or "mm",
-        max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
+        max_bytes=current_app.config["MAX_CONTENT_LENGTH"], zip_limits=zip_limits())
     db.session.commit()
     return {"id": attachment.id, "sha256": attachment.file.sha256, "size": attachment.file.size,
             "media_type": attachment.file.media_type,
@@ -129,6 +136,27 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
     case = svc.get_case(db.session, actor, case_id)
     buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id)
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
+
+
+@blp.route("/<int:case_id>/iterations", methods=["POST"])
+@requires(Permission.MANAGE_DESIGN)
+@blp.response(201)
+def add_iteration(case_id: int) -> dict[str, Any]:
+    """Upload a design iteration (multipart: ``file``, ``units``, ``notes``); the first one
+    moves an accepted case to *in design*."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise ValidationError("Choose a file.", {"file": ["Choose a mesh file to upload."]})
+    iteration = svc.add_design_iteration(
+        db.session, get_store(), actor=actor, case=case, stream=upload.stream,
+        filename=upload.filename, units=request.form.get("units", "mm") or "mm",
+        notes=request.form.get("notes", "")[:5000],
+        max_bytes=current_app.config["MAX_CONTENT_LENGTH"], zip_limits=zip_limits())
+    db.session.commit()
+    return {"id": iteration.id, "number": iteration.number, "status": case.status.value,
+            "sha256": iteration.file.sha256}
 
 
 @blp.route("/<int:case_id>/submit", methods=["POST"])

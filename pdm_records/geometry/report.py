@@ -26,11 +26,10 @@ import numpy as np
 from .loaders import DEFAULT_LIMITS, LoadLimits, load_mesh_bytes
 from .mesh import Mesh
 from .raycast import RayScene, embree_status
-from .selfintersect import find_self_intersections
+from .selfintersect import coplanar_candidates, find_self_intersections
 from .shape import (
-    degenerate_mask,
     diameter,
-    face_geometry,
+    face_geometry_full,
     oriented_extents,
     overhang_area,
     shared_extremes,
@@ -38,7 +37,7 @@ from .shape import (
 )
 from .thickness import START_OFFSET, ray_thickness, sample_surface
 from .topology import WELD_RULE, analyse, duplicate_faces, weld_exact
-from .units import UNIT_NAMES
+from .units import MM_PER_UNIT, UNIT_NAMES
 
 #: Bumped whenever a definition or method changes in a way that can change a number.
 ALGORITHM_VERSION = "pdm-geometry/1"
@@ -90,15 +89,16 @@ def measure(
     clock.lap("weld")
 
     tri = np.take(uv, faces, axis=0)
-    cross, area, normals = face_geometry(tri)
-    degenerate = degenerate_mask(tri, area) | collapsed
+    cross, area, normals, degenerate = face_geometry_full(tri)
+    degenerate |= collapsed
     clock.lap("face_geometry")
     used = np.zeros(len(uv), dtype=bool)
     used[faces.ravel()] = True
     pts = uv[used]
-    # Size and shape (duplicates, extremes, oriented box, diameter) need no topology: compute
-    # them in a worker thread while this one builds the edge table (numpy releases the GIL in
-    # its array loops, so the two overlap on a multi-core machine).
+    # Size and shape (duplicates, extremes, oriented box, diameter) and the coplanar part of
+    # the self-intersection search need no topology: compute them in a worker thread while
+    # this one builds the edge table (numpy releases the GIL in its array loops, so the two
+    # overlap on a multi-core machine).
     shape_box: dict[str, Any] = {}
 
     def shape_work() -> None:
@@ -108,6 +108,11 @@ def measure(
             ext = shared_extremes(pts) if len(pts) > 4000 else None
             shape_box["obb"] = oriented_extents(pts, seed, ext)
             shape_box["diam"] = diameter(pts, ext)
+            if check_self_intersections:
+                # the coplanar broad phase needs no scene and no edge table: do it here too
+                span = float((pts.max(axis=0) - pts.min(axis=0)).max())
+                shape_box["coplanar"] = coplanar_candidates(tri, normals, ~degenerate, span,
+                                                            faces)
             shape_box["seconds"] = time.perf_counter() - t0
         except BaseException as exc:  # re-raised in the caller's thread
             shape_box["error"] = exc
@@ -186,9 +191,10 @@ def measure(
         "area": "sum of triangle areas",
         "extents": "axis-aligned bounding box of the used vertices, sorted largest first",
         "oriented_extents": {
-            "method": "trimesh.bounds.oriented_bounds on at most "
-            f"{obb['points_used']} points (extremes along fixed directions + seeded sample), "
-            "then measured over all vertices in that orientation; sorted largest first",
+            "method": "smallest box flush with a convex-hull facet (min-area rectangle per "
+            f"facet normal) of at most {obb['points_used']} points (extremes along fixed "
+            "directions + seeded sample), then measured over all vertices in that "
+            "orientation (never larger than the axis-aligned box); sorted largest first",
             "seed": seed,
         },
         "diameter": {
@@ -232,7 +238,8 @@ def measure(
                           "samples": 0, "misses": 0, "seed": seed}
 
     if check_self_intersections and scene is not None:
-        si = find_self_intersections(scene, uv, faces, et, ~degenerate, normals, tri=tri)
+        si = find_self_intersections(scene, uv, faces, et, ~degenerate, normals, tri=tri,
+                                     coplanar=shape_box.get("coplanar"))
         m["self_intersections"] = si.pairs
         methods["self_intersections"] = si.method()
         methods["self_intersections"]["example_pairs"] = si.example_pairs
@@ -273,33 +280,24 @@ def units_warnings(
     ratio = size / expected_max_extent_mm
     if 1 / 3 <= ratio <= 3:
         return []
-    # Which mistake explains the ratio best: part drawn in unit A, declared as `unit`.
-    factors = {
-        ("m", "mm"): 1 / 1000, ("mm", "m"): 1000.0,
-        ("in", "mm"): 1 / 25.4, ("mm", "in"): 25.4,
-        ("cm", "mm"): 1 / 10, ("mm", "cm"): 10.0,
-    }
-    best: tuple[float, str, str] | None = None
-    for (true_u, declared_u), f in factors.items():
-        # ratio ~ f when the file is in true_u but was declared in declared_u
-        if declared_u != unit and true_u != unit:
+    # Which mistake explains the ratio best: a file drawn in `true_u` but declared in `unit`
+    # is scaled by mm_per(unit) / mm_per(true_u).
+    best: tuple[float, str] | None = None
+    for true_u, mm in MM_PER_UNIT.items():
+        if true_u == unit:
             continue
-        err = abs(math.log(ratio / f))
+        err = abs(math.log(ratio / (MM_PER_UNIT[unit] / mm)))
         if best is None or err < best[0]:
-            best = (err, true_u, declared_u)
+            best = (err, true_u)
     msg = (
         f"the part's largest extent is {size:.4g} mm, {ratio:.3g}x the expected "
         f"{expected_max_extent_mm:.4g} mm"
     )
     if best is not None and best[0] < math.log(2.0):
-        _, true_u, declared_u = best
-        if declared_u == unit:
-            msg += (
-                f"; the file looks like it is in {UNIT_NAMES[true_u]} but was declared in "
-                f"{UNIT_NAMES[unit]}"
-            )
-        else:
-            msg += f"; was a file in {UNIT_NAMES[unit]} meant to be {UNIT_NAMES[true_u]}?"
+        msg += (
+            f"; the file looks like it is in {UNIT_NAMES[best[1]]} but was declared in "
+            f"{UNIT_NAMES[unit]}"
+        )
     return [{"code": "units_suspect", "message": msg}]
 
 

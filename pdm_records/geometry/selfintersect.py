@@ -205,10 +205,12 @@ def _edge_candidates(
     return pairs, len(ray_ids), total_hits, rounds, unresolved
 
 
-def _coplanar_candidates(
+def coplanar_candidates(
     tri: FloatArray, normals: FloatArray, usable: BoolArray, scale: float, faces: IntArray
 ) -> tuple[IntArray, bool]:
-    """Pairs of faces on (nearly) the same plane whose bounding boxes overlap."""
+    """Pairs of faces on (nearly) the same plane whose bounding boxes overlap (broad phase
+    step 2 of the module docstring); returns ``(pairs, truncated)``. ``scale`` is the model's
+    largest extent (the plane offset tolerance is relative to it)."""
     idx = np.flatnonzero(usable)
     if len(idx) < 2:
         return np.empty((0, 2), np.int64), False
@@ -321,11 +323,14 @@ def find_self_intersections(
     normals: FloatArray,
     max_examples: int = 10,
     tri: FloatArray | None = None,
+    coplanar: tuple[IntArray, bool] | None = None,
 ) -> SelfIntersectionResult:
     """Count face pairs that intersect and share no vertex (see module docstring).
 
     ``vertices``/``faces`` are the welded mesh; ``usable`` marks non-degenerate faces; ``et`` is
-    the edge table of those faces; ``normals`` are unit face normals. Deterministic.
+    the edge table of those faces; ``normals`` are unit face normals. ``coplanar`` may pass in
+    the result of ``coplanar_candidates`` computed earlier (e.g. in another thread).
+    Deterministic.
     """
     lo = vertices.min(axis=0)
     hi = vertices.max(axis=0)
@@ -335,7 +340,9 @@ def find_self_intersections(
     ray_pairs, n_rays, n_hits, rounds, unresolved = _edge_candidates(
         scene, vertices, faces, et, usable, scale
     )
-    cop_pairs, truncated = _coplanar_candidates(tri, normals, usable, scale, faces)
+    if coplanar is None:
+        coplanar = coplanar_candidates(tri, normals, usable, scale, faces)
+    cop_pairs, truncated = coplanar
     pairs = np.concatenate([ray_pairs, cop_pairs])
     if len(pairs):
         pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & usable[pairs[:, 0]] & usable[pairs[:, 1]]]

@@ -96,11 +96,20 @@ def case_detail(session: DbSession, actor: User, case: Case) -> dict[str, Any]:
             "by": t.actor_label, "at": t.occurred_at.isoformat(), "reason": t.reason,
             "signature_id": t.signature_id,
         } for t in case.transitions],
+        "design_iterations": [{
+            "id": i.id, "number": i.number, "units": i.units, "notes": i.notes,
+            "based_on_revision": next((r.revision for r in case.revisions
+                                       if r.id == i.based_on_revision_id), None),
+            "original_name": i.file.original_name, "sha256": i.file.sha256,
+            "size": i.file.size, "created_at": i.created_at.isoformat(),
+        } for i in case.iterations],
         "comments": [{"id": c.id, "author": c.author.printed_name, "body": c.body,
                       "created_at": c.created_at.isoformat()} for c in case.comments],
         "allowed_actions": actions,
         "editable": case.status in (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
         and case.prescriber_id == actor.id,
+        "can_add_iteration": case.status in (CaseStatus.ACCEPTED, CaseStatus.IN_DESIGN)
+        and "engineer" in actor.role_names,
     }
 
 

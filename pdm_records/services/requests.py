@@ -24,6 +24,7 @@ from ..models import (
     CaseStatus,
     CaseTransition,
     Comment,
+    DesignIteration,
     DeviceType,
     FileState,
     Notification,
@@ -514,3 +515,63 @@ def mark_notifications_read(session: DbSession, user: User) -> int:
         Notification.user_id == user.id, Notification.read_at.is_(None))
         .values(read_at=utcnow()))
     return int(getattr(rows, "rowcount", 0) or 0)
+
+
+# -- design iterations ------------------------------------------------------------------------
+def add_design_iteration(
+    session: DbSession, store: ObjectStore, *, actor: User, case: Case, stream: IO[bytes],
+    filename: str | None, units: str, max_bytes: int, notes: str = "",
+    zip_limits: ZipLimits | None = None, now: datetime | None = None,
+) -> DesignIteration:
+    """Upload a design iteration (a mesh) to an accepted case; the first one moves the case
+    to *in design* (the workflow's automatic step). The mesh is checked like a 3D attachment;
+    verification against the envelope is a separate step."""
+    now = now or utcnow()
+    if Role.ENGINEER not in actor.role_names:
+        raise Forbidden("Only engineers upload design iterations.")
+    if case.status not in (CaseStatus.ACCEPTED, CaseStatus.IN_DESIGN):
+        raise Conflict(f"The case is {case.status.value.replace('_', ' ')}; design iterations "
+                       "are uploaded to accepted cases and cases in design.")
+    if units not in {"mm", "cm", "m", "in"}:
+        raise ValidationError("Choose the units.", {"units": ["Choose one of: mm, cm, m, in."]})
+    signed = [r for r in case.revisions if r.status is RevisionStatus.SIGNED]
+    if not signed:
+        raise Conflict("The case has no signed request to design from.")
+
+    def validate(upload: SpooledUpload) -> str:
+        try:
+            return inspect_attachment(upload.path, upload.original_name,
+                                      AttachmentKind.MODEL_3D, units, zip_limits)
+        except AttachmentRefused as exc:
+            raise ValidationError(exc.message, {"file": [exc.message]}) from exc
+
+    stored = store_upload(session, store, actor=actor, stream=stream, original_name=filename,
+                          max_bytes=max_bytes, validate=validate, case_id=case.id, now=now)
+    # A design iteration is a record from the start: it is what the device may be made from.
+    retain_until = _retain_until(case, now)
+    store.extend_retention(stored.key, version_id=stored.version_id, retain_until=retain_until)
+    stored.retain_until = retain_until
+    stored.state = FileState.RECORD
+    number = (max((i.number for i in case.iterations), default=0)) + 1
+    iteration = DesignIteration(case_id=case.id, number=number,
+                                based_on_revision_id=signed[-1].id, file_id=stored.id,
+                                units=units, notes=notes, created_by_id=actor.id,
+                                created_at=now)
+    session.add(iteration)
+    session.flush()
+    record_event(session, actor=actor, action="design_iteration.added",
+                 target_type="design_iteration", target_id=iteration.id, case_id=case.id,
+                 after={"number": number, "based_on_revision": signed[-1].revision,
+                        "sha256": stored.sha256, "units": units})
+    if case.status is CaseStatus.ACCEPTED:
+        before = case.status
+        case.status = CaseStatus.IN_DESIGN
+        case.updated_at = now
+        _history(session, case, before, CaseStatus.IN_DESIGN, actor,
+                 reason=f"first design iteration (#{number})", now=now)
+        record_event(session, actor=actor, action="case.transition", target_type="case",
+                     target_id=case.id, case_id=case.id, before={"status": before.value},
+                     after={"status": CaseStatus.IN_DESIGN.value, "automatic": True})
+        _notify_for(session, case, CaseStatus.IN_DESIGN, actor)
+    session.refresh(case)
+    return iteration

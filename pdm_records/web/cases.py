@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from ..access import require_actor, requires
+from ..api.cases import zip_limits
 from ..context import get_store
 from ..errors import DomainError, ValidationError
 from ..extensions import db
@@ -176,12 +177,35 @@ def upload(case_id: int) -> Response:
             db.session, get_store(), actor=actor, case=case, stream=upload_file.stream,
             filename=upload_file.filename, kind=request.form.get("kind", ""),
             units=request.form.get("units", "mm") or "mm",
-            max_bytes=current_app.config["MAX_CONTENT_LENGTH"],
+            max_bytes=current_app.config["MAX_CONTENT_LENGTH"], zip_limits=zip_limits(),
             description=request.form.get("description", "")[:500])
         db.session.commit()
     except ValidationError as exc:
         return _back_to_case(case_id, exc)
     flash(f"{attachment.file.original_name} attached.", "success")
+    return _back_to_case(case_id)
+
+
+@bp.route("/<int:case_id>/iterations", methods=["POST"])
+@requires(Permission.MANAGE_DESIGN)
+def upload_iteration(case_id: int) -> Response:
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id)
+    upload_file = request.files.get("file")
+    try:
+        if upload_file is None or not upload_file.filename:
+            raise ValidationError("Choose a mesh file to upload.", {"file": ["Choose a file."]})
+        iteration = svc.add_design_iteration(
+            db.session, get_store(), actor=actor, case=case, stream=upload_file.stream,
+            filename=upload_file.filename, units=request.form.get("units", "mm") or "mm",
+            notes=request.form.get("notes", "")[:5000],
+            max_bytes=current_app.config["MAX_CONTENT_LENGTH"], zip_limits=zip_limits())
+        db.session.commit()
+    except DomainError as exc:
+        if exc.status in (403, 404):
+            raise
+        return _back_to_case(case_id, exc)
+    flash(f"Design iteration #{iteration.number} uploaded.", "success")
     return _back_to_case(case_id)
 
 

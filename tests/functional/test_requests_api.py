@@ -155,3 +155,21 @@ def test_patient_code_pattern_is_quoted(app: Flask, accounts: Accounts,
     assert response.status_code == 422
     message = response.get_json()["field_errors"]["patient_code"][0]
     assert app.config["PDM_PATIENT_CODE_PATTERN"] in message
+
+
+def test_zip_limits_come_from_configuration(app: Flask, accounts: Accounts,
+                                            catalogue: dict[str, int]) -> None:
+    import zipfile
+
+    app.config["PDM_ZIP_MAX_RATIO"] = 2
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("scan/slice-001.dcm", b"\x00" * 20000)
+    clinician = accounts.token("clinician")
+    case = create(app, clinician, {**common(catalogue, "implant"), **PATIENT_MATCHED})
+    response = attach(app, clinician, case["id"], buffer.getvalue(), "export.zip", "imaging")
+    assert response.status_code == 422
+    assert "more than 2:1" in response.get_json()["field_errors"]["file"][0]
+    app.config["PDM_ZIP_MAX_RATIO"] = 1000
+    assert attach(app, clinician, case["id"], buffer.getvalue(), "export.zip",
+                  "imaging").status_code == 201

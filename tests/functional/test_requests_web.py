@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from flask import Flask
 
 from tests.conftest import PASSWORD, Accounts, csrf_token
@@ -84,3 +85,32 @@ def test_case_pages_are_private_unless_the_institution_shares(
         "share_cases": "1"}, follow_redirects=True)
     assert "now see each other" in shared.get_data(as_text=True)
     assert client.get(f"/cases/{case['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(("device", "fields"), [
+    ("custom", {"design_parameters:plate_thickness": "2", "material": "Ti-6Al-4V",
+                "fixation": "6 screws", "justification": "no marketed plate fits",
+                "exclusive_use_confirmed": "true", "contains_medicinal_substance": "false",
+                "contains_human_or_animal_tissue": "false"}),
+    ("adaptable", {"configuration": "size M, strap set B"}),
+])
+def test_other_categories_in_the_browser(app: Flask, accounts: Accounts,
+                                         catalogue: dict[str, int], device: str,
+                                         fields: dict[str, str]) -> None:
+    client = app.test_client()
+    accounts.login(client, "clinician")
+    url = f"/cases/new/{catalogue[device]}"
+    page = client.get(url).get_data(as_text=True)
+    for name in fields:
+        assert f'name="{name}"' in page, name
+    form = {"csrf_token": csrf_token(client, url), "patient_code": "PAT-9",
+            "institution_id": str(catalogue["hospital"]), "anatomical_site": "mandible",
+            "side": "left", "intended_use": "reconstruction", "clinical_indication": "tumour",
+            "needed_by": "2030-03-01", **fields}
+    created = client.post(url, data=form)
+    assert created.status_code == 302, created.get_data(as_text=True)[-2000:]
+    case_url = created.headers["Location"]
+    token = csrf_token(client, case_url)
+    signed = client.post(case_url.rstrip("/") + "/transition", data={
+        "csrf_token": token, "to": "submitted", "password": PASSWORD}, follow_redirects=True)
+    assert "is now submitted" in signed.get_data(as_text=True)

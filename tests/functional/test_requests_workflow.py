@@ -201,3 +201,33 @@ def test_comments_thread(app: Flask, submitted: dict[str, Any]) -> None:
     empty = client.post(f"/api/v1/cases/{submitted['id']}/comments", json={"body": "  "},
                         headers=bearer(submitted["engineer"]))
     assert empty.status_code == 422 and "body" in empty.get_json()["field_errors"]
+
+
+def test_first_design_iteration_moves_an_accepted_case_into_design(
+        app: Flask, submitted: dict[str, Any]) -> None:
+    import io
+
+    client = app.test_client()
+    case_id = submitted["id"]
+
+    def upload(token: str, data: bytes, name: str = "design-1.stl") -> Any:
+        return client.post(f"/api/v1/cases/{case_id}/iterations", headers=bearer(token),
+                           data={"file": (io.BytesIO(data), name), "units": "mm"},
+                           content_type="multipart/form-data")
+
+    too_early = upload(submitted["engineer"], binary_stl())
+    assert too_early.status_code == 409 and "submitted" in too_early.get_json()["message"]
+    assert step(app, submitted["engineer"], case_id, to="accepted").status_code == 200
+    assert upload(submitted["engineer"], b"not a mesh").status_code == 422
+    first = upload(submitted["engineer"], binary_stl())
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["status"] == "in_design" and first.get_json()["number"] == 1
+    second = upload(submitted["engineer"], binary_stl(scale=11.0), "design-2.stl")
+    assert second.get_json()["number"] == 2
+    detail = client.get(f"/api/v1/cases/{case_id}", headers=bearer(submitted["clinician"]))
+    body = detail.get_json()
+    assert [i["number"] for i in body["design_iterations"]] == [1, 2]
+    assert all(i["based_on_revision"] == 1 for i in body["design_iterations"])
+    assert body["history"][-1]["to"] == "in_design"
+    assert "first design iteration" in body["history"][-1]["reason"]
+    assert upload(submitted["clinician"], binary_stl()).status_code == 403

@@ -233,6 +233,11 @@ def test_metres_declared_as_mm_warns() -> None:
     assert len(units) == 1 and "metres" in units[0]["message"]
     ok = check_mesh_bytes(data, "stl", "m", expected_max_extent_mm=50.0, thickness_samples=200)
     assert not [w for w in ok["warnings"] if w["code"] == "units_suspect"]
+    mm_part = G.binary_stl(*G.box((0, 0, 0), (50.0, 40.0, 10.0)))
+    wrong = check_mesh_bytes(mm_part, "stl", "m", expected_max_extent_mm=50.0,
+                             thickness_samples=100)
+    msgs = [w["message"] for w in wrong["warnings"] if w["code"] == "units_suspect"]
+    assert len(msgs) == 1 and "millimetres but was declared in metres" in msgs[0]
 
 
 def test_inches_declared_as_mm_warns() -> None:

@@ -74,3 +74,43 @@ def test_diameter_pruning_is_exact_on_an_elongated_cloud() -> None:
     assert d["exact"] is True
     assert d["value"] == pytest.approx(brute, rel=1e-12)
     assert d["upper_bound"] == d["value"]
+
+
+def test_oriented_extents_of_a_rotated_box_and_plate() -> None:
+    import pdm_meshgen as G
+
+    from pdm_records.geometry.shape import oriented_extents
+
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    v, _f = G.box((0, 0, 0), (30, 20, 5))
+    assert oriented_extents(v @ q.T + 3.0, 0)["extents"] == pytest.approx([30, 20, 5], rel=1e-9)
+    plate = rng.uniform(-1, 1, (20000, 3)) * [75.0, 50.0, 1.5]
+    ext = oriented_extents(plate @ q.T, 0)["extents"]
+    # encloses every point (>= true extents of the sample) and is close to optimal
+    assert ext[0] == pytest.approx(150.0, rel=0.01) and ext[1] == pytest.approx(100.0, rel=0.01)
+    assert 2.9 <= ext[2] <= 3.2
+
+
+def test_icosphere_directions_cover_the_sphere() -> None:
+    from pdm_records.geometry.shape import _directions
+
+    dirs, cos_cover = _directions(1)
+    probe = np.random.default_rng(0).normal(size=(20000, 3))
+    probe /= np.linalg.norm(probe, axis=1)[:, None]
+    assert np.abs(probe @ dirs.T).max(axis=1).min() >= cos_cover - 1e-12
+
+
+def test_weld_survives_hash_collisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdm_records.geometry import topology
+
+    v = np.random.default_rng(3).integers(0, 4, size=(500, 3)).astype(float)
+    expected_unique = len(np.unique(v, axis=0))
+
+    def constant_hash(x: np.ndarray, tmp: np.ndarray) -> None:
+        x[:] = 12345  # every point collides
+
+    monkeypatch.setattr(topology, "_mix_inplace", constant_hash)
+    uv, inv = topology.weld_exact(v)
+    assert len(uv) == expected_unique
+    np.testing.assert_array_equal(uv[inv], v)
