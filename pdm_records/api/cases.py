@@ -73,7 +73,7 @@ def create_case(data: dict[str, Any]) -> dict[str, Any]:
     actor = require_actor()
     case = svc.create_case(db.session, actor=actor, data=data, pattern=_config_pattern())
     db.session.commit()
-    return case_detail(db.session, actor, case)
+    return case_detail(db.session, actor, case, get_store())
 
 
 @blp.route("/<int:case_id>", methods=["GET"])
@@ -81,7 +81,7 @@ def create_case(data: dict[str, Any]) -> dict[str, Any]:
 def get_case(case_id: int) -> dict[str, Any]:
     """The case with request revisions, attachments, signatures, history and comments."""
     actor = require_actor()
-    return case_detail(db.session, actor, svc.get_case(db.session, actor, case_id))
+    return case_detail(db.session, actor, svc.get_case(db.session, actor, case_id), get_store())
 
 
 @blp.route("/<int:case_id>/request", methods=["PATCH"])
@@ -93,7 +93,7 @@ def update_request(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     case = svc.get_case(db.session, actor, case_id)
     svc.update_draft(db.session, actor=actor, case=case, data=data, pattern=_config_pattern())
     db.session.commit()
-    return case_detail(db.session, actor, case)
+    return case_detail(db.session, actor, case, get_store())
 
 
 @blp.route("/<int:case_id>/attachments", methods=["POST"])
@@ -169,7 +169,7 @@ def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     svc.transition(db.session, get_store(), actor=actor, case=case, target="submitted",
                    password=data["password"], pattern=_config_pattern())
     db.session.commit()
-    return case_detail(db.session, actor, case)
+    return case_detail(db.session, actor, case, get_store())
 
 
 @blp.route("/<int:case_id>/transitions", methods=["POST"])
@@ -183,7 +183,7 @@ def transition(data: dict[str, Any], case_id: int) -> dict[str, Any]:
                    reason=data["reason"], password=data["password"],
                    delivered_on=data["delivered_on"], pattern=_config_pattern())
     db.session.commit()
-    return case_detail(db.session, actor, case)
+    return case_detail(db.session, actor, case, get_store())
 
 
 @blp.route("/<int:case_id>/comments", methods=["POST"])

@@ -28,6 +28,7 @@ from .mesh import Mesh
 from .raycast import RayScene, embree_status
 from .selfintersect import coplanar_candidates, find_self_intersections
 from .shape import (
+    bounds,
     diameter,
     face_geometry_full,
     oriented_extents,
@@ -44,6 +45,7 @@ ALGORITHM_VERSION = "pdm-geometry/1"
 REPORT_SCHEMA = "pdm-records/check-mesh/1"
 
 DEFAULT_THICKNESS_SAMPLES = 10_000
+_PARALLEL_SHAPE = True
 DEFAULT_OVERHANG_ANGLE_DEG = 45.0
 
 
@@ -110,7 +112,8 @@ def measure(
             shape_box["diam"] = diameter(pts, ext)
             if check_self_intersections:
                 # the coplanar broad phase needs no scene and no edge table: do it here too
-                span = float((pts.max(axis=0) - pts.min(axis=0)).max())
+                plo, phi = bounds(pts)
+                span = float((phi - plo).max())
                 shape_box["coplanar"] = coplanar_candidates(tri, normals, ~degenerate, span,
                                                             faces)
             shape_box["seconds"] = time.perf_counter() - t0
@@ -118,10 +121,11 @@ def measure(
             shape_box["error"] = exc
 
     shaper = threading.Thread(target=shape_work, daemon=True)
-    shaper.start()
+    if _PARALLEL_SHAPE:
+        shaper.start()
     topo, et = analyse(faces, len(uv), ~collapsed)
     clock.lap("topology")
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    lo, hi = bounds(pts)
     scale = float((hi - lo).max())
     center = (lo + hi) / 2.0
     # Vacuously closed meshes (every face collapsed) are not watertight.
@@ -156,7 +160,10 @@ def measure(
 
     m["overhang_area"] = overhang_area(normals, area, overhang_angle_deg)
     clock.lap("volume_area_overhang")
-    shaper.join()
+    if _PARALLEL_SHAPE:
+        shaper.join()
+    else:
+        shape_work()
     if "error" in shape_box:
         raise shape_box["error"]
     m["duplicate_faces"] = shape_box["dups"]

@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from .predicates import triangles_intersect
 from .raycast import RayScene
+from .shape import bounds
 from .topology import EdgeTable
 
 FloatArray = npt.NDArray[np.float64]
@@ -106,7 +107,9 @@ def _with_vertex_neighbours(
     hit_vertices = np.unique(faces[np.unique(hf)])
     marked = np.zeros(int(faces.max()) + 1, dtype=bool)
     marked[hit_vertices] = True
-    near = np.flatnonzero(marked[faces].any(axis=1) & usable)
+    near = np.flatnonzero(
+        (marked[faces[:, 0]] | marked[faces[:, 1]] | marked[faces[:, 2]]) & usable
+    )
     # (vertex, face) incidences restricted to the faces around the hit faces, sorted by vertex.
     inc_v = faces[near].ravel()
     inc_f = np.repeat(near, 3)
@@ -140,7 +143,7 @@ def _edge_candidates(
     vec -= p0
     # Rays run along the unnormalised edge vector, so t is the fraction of the edge: no
     # lengths or divisions needed for the 1.5 M rays of a 1 M-face mesh.
-    ok = (vec != 0).any(axis=1)
+    ok = (vec[:, 0] != 0) | (vec[:, 1] != 0) | (vec[:, 2] != 0)
     # Start inside the edge rather than with tnear on the vertex: the float32 rounding of the
     # shifted origin moves the ray off the exact edge line, so the two faces sharing the edge
     # (which the ray would otherwise graze along its whole length) are rarely reported.
@@ -258,7 +261,9 @@ def coplanar_candidates(
     pairs2 = np.stack([member[p2], member[p2 + 1]], axis=1)
     # Most such pairs are neighbours (a planar quad's halves): drop those sharing a vertex now,
     # before they cost anything downstream.
-    pairs2 = pairs2[~_share_vertex(faces[idx[pairs2[:, 0]]], faces[idx[pairs2[:, 1]]])]
+    ga, gb = (pairs2[:, 0], pairs2[:, 1]) if all_usable else (idx[pairs2[:, 0]],
+                                                               idx[pairs2[:, 1]])
+    pairs2 = pairs2[~_share_vertex(np.take(faces, ga, axis=0), np.take(faces, gb, axis=0))]
     multi = gsize > 2
     if not multi.any():
         pairs2 = idx[pairs2]
@@ -332,8 +337,7 @@ def find_self_intersections(
     the result of ``coplanar_candidates`` computed earlier (e.g. in another thread).
     Deterministic.
     """
-    lo = vertices.min(axis=0)
-    hi = vertices.max(axis=0)
+    lo, hi = bounds(vertices)
     scale = float(np.max(hi - lo)) if len(vertices) else 1.0
     if tri is None:
         tri = np.take(vertices, faces, axis=0)
@@ -346,7 +350,8 @@ def find_self_intersections(
     pairs = np.concatenate([ray_pairs, cop_pairs])
     if len(pairs):
         pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & usable[pairs[:, 0]] & usable[pairs[:, 1]]]
-        pairs = pairs[~_share_vertex(faces[pairs[:, 0]], faces[pairs[:, 1]])]
+        pairs = pairs[~_share_vertex(np.take(faces, pairs[:, 0], axis=0),
+                                     np.take(faces, pairs[:, 1], axis=0))]
         pairs = _unique_pairs(pairs, len(faces))
     n_candidates = len(pairs)
     if n_candidates:

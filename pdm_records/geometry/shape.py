@@ -61,6 +61,21 @@ def _icosphere(subdivisions: int) -> tuple[FloatArray, IntArray]:
     return v, f
 
 
+def bounds(points: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per-column min and max of ``(n, 3)`` points.
+
+    Column by column on purpose: numpy's ``min(axis=0)`` on a C-ordered (n, 3) array is ~15x
+    slower than three 1-D reductions (17 ms vs 1 ms at 500 k points)."""
+    lo = np.array([points[:, i].min() for i in range(points.shape[1])])
+    hi = np.array([points[:, i].max() for i in range(points.shape[1])])
+    return lo, hi
+
+
+def _center(points: FloatArray) -> FloatArray:
+    lo, hi = bounds(points)
+    return (lo + hi) / 2.0
+
+
 @lru_cache(maxsize=4)
 def _directions(subdivisions: int) -> tuple[FloatArray, float]:
     """Half of an icosphere's vertex directions (antipodal pairs removed) and the covering
@@ -81,7 +96,7 @@ def _directions(subdivisions: int) -> tuple[FloatArray, float]:
 
 def shared_extremes(points: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
     """Extreme points about the bounding-box centre, computed once for diameter and OBB."""
-    c = (points.min(axis=0) + points.max(axis=0)) / 2.0
+    c = _center(points)
     return extreme_points(points - c, _directions(1)[0])
 
 
@@ -196,7 +211,7 @@ def diameter(
     n = len(points)
     if n < 2:
         return {"value": 0.0, "upper_bound": 0.0, "exact": True, "endpoints": None}
-    c = (points.min(axis=0) + points.max(axis=0)) / 2.0
+    c = _center(points)
     x = points - c
     if n <= DIAMETER_BRUTE_FORCE_MAX:
         val, i, j = _max_pair(x)
@@ -320,7 +335,7 @@ def oriented_extents(
 ) -> dict[str, Any]:
     """Extents of an oriented box enclosing all ``points`` (sorted, largest first)."""
     n = len(points)
-    c = (points.min(axis=0) + points.max(axis=0)) / 2.0
+    c = _center(points)
     x = points - c
     if n <= OBB_POINTS:
         subset = x
@@ -336,8 +351,10 @@ def oriented_extents(
     except Exception:  # qhull fails on flat or tiny point sets: fall back to the axes
         rot = np.eye(3)
     local = x @ rot.T
-    ext_vals = local.max(axis=0) - local.min(axis=0)
-    aabb = x.max(axis=0) - x.min(axis=0)
+    llo, lhi = bounds(local)
+    ext_vals = lhi - llo
+    xlo, xhi = bounds(x)
+    aabb = xhi - xlo
     if np.prod(aabb) <= np.prod(ext_vals):
         # never report a worse box than the axis-aligned one (flat parts, failed hulls)
         ext_vals = aabb

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from .base import Base, enum_column
+from .base import Base, JSONType, enum_column
 
 
 class SignatureMeaning(StrEnum):
@@ -49,5 +50,8 @@ class Signature(Base):
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     content_sha256: Mapped[str] = mapped_column(sa.String(64))
     binding_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # The exact canonical content that was signed (parties, names and file hashes as they were
+    # at signing), so later renames do not change what the signature means.
+    signed_record: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     record_key: Mapped[str] = mapped_column(sa.String(512))
     record_version_id: Mapped[str | None] = mapped_column(sa.String(128), default=None)

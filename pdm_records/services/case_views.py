@@ -8,11 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import NotFound
-from ..models import Attachment, Case, CaseStatus, RequestRevision, Signature, User
+from ..models import Attachment, Case, CaseStatus, Signature, User
 from ..storage import ObjectStore
 from ..workflow import allowed_from
 from . import DbSession
-from .requests import case_record, facts_for, revision_record
+from .requests import current_parts, facts_for, signed_parts
 from .signatures import verify_signature
 
 
@@ -21,20 +21,12 @@ def signatures_of(session: DbSession, case: Case) -> list[Signature]:
                                 .order_by(Signature.id)))
 
 
-def signature_status(case: Case, signature: Signature, session: DbSession) -> str:
-    """'valid' or why not: recomputes the content hash from what the database holds now."""
-    if signature.target_type == "request_revision":
-        revision = session.get(RequestRevision, signature.target_id)
-        if revision is None or revision.case_id != case.id:
-            return "broken: the signed revision is missing"
-        content = revision_record(case, revision)
-    else:
-        decision = next((t.to_status for t in case.transitions
-                         if t.signature_id == signature.id), None)
-        if decision is None:
-            return "broken: no workflow step refers to this signature"
-        content = case_record(case, decision)
-    check = verify_signature(signature, content)
+def signature_status(
+    case: Case, signature: Signature, session: DbSession, store: ObjectStore | None = None
+) -> str:
+    """'valid' or why not: the kept copy, the binding, the record today, the stored object."""
+    check = verify_signature(signature, current=current_parts(session, case, signature),
+                             signed=signed_parts(signature.signed_record), store=store)
     return "valid" if check.valid else f"broken: {check.reason}"
 
 
@@ -44,7 +36,9 @@ def manifestation_text(signature: Signature) -> str:
             f"{signature.signed_at.strftime('%Y-%m-%d %H:%M:%S UTC')}")
 
 
-def case_detail(session: DbSession, actor: User, case: Case) -> dict[str, Any]:
+def case_detail(
+    session: DbSession, actor: User, case: Case, store: ObjectStore | None = None
+) -> dict[str, Any]:
     session.refresh(case)
     sigs = signatures_of(session, case)
     facts = facts_for(session, actor, case)
@@ -89,7 +83,7 @@ def case_detail(session: DbSession, actor: User, case: Case) -> dict[str, Any]:
             "signed_at": s.signed_at.isoformat(), "target_type": s.target_type,
             "target_id": s.target_id, "content_sha256": s.content_sha256,
             "manifestation": manifestation_text(s),
-            "status": signature_status(case, s, session),
+            "status": signature_status(case, s, session, store),
         } for s in sigs],
         "history": [{
             "from": t.from_status.value if t.from_status else None, "to": t.to_status.value,

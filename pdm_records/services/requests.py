@@ -16,7 +16,7 @@ from marshmallow import ValidationError as SchemaError
 
 from ..attachments import AttachmentRefused, ZipLimits, inspect_attachment
 from ..clock import utcnow
-from ..errors import Conflict, Forbidden, NotFound, ValidationError
+from ..errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from ..models import (
     Attachment,
     AttachmentKind,
@@ -36,6 +36,7 @@ from ..models import (
     SignatureMeaning,
     Site,
     SiteKind,
+    StoredFile,
     User,
 )
 from ..models.users import roles_users
@@ -43,14 +44,14 @@ from ..permissions import Role
 from ..retention import retention_floor
 from ..schemas import flatten_messages
 from ..schemas.requests import SCHEMAS, CommonRequestSchema
-from ..storage import ObjectStore
+from ..storage import ObjectStore, StorageError
 from ..storage.uploads import SpooledUpload
 from ..workflow import ActorFacts, TransitionRefused, find_transition
 from . import DbSession
 from .audit import actor_label, record_event
 from .cases import allocate_case_number
 from .files import store_upload
-from .signatures import sign
+from .signatures import check_password, sign
 
 EDITABLE = (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
 
@@ -291,6 +292,7 @@ def revision_record(case: Case, revision: RequestRevision) -> dict[str, Any]:
     return {
         "record_type": "request_revision",
         "case_number": case.number,
+        "revision_id": revision.id,
         "revision": revision.revision,
         "supersedes_revision_id": revision.supersedes_id,
         "device_type": {"id": case.device_type.id, "name": case.device_type.name,
@@ -318,27 +320,69 @@ def case_record(case: Case, target: CaseStatus) -> dict[str, Any]:
         "record_type": "case_decision",
         "case_number": case.number,
         "decision": target.value,
+        "request_revision_id": signed[-1].id if signed else None,
         "request_revision": signed[-1].revision if signed else None,
         "request_sha256": signed[-1].content_sha256 if signed else None,
         "design_iteration": None if latest is None else {
-            "number": latest.number, "sha256": latest.file.sha256},
+            "id": latest.id, "number": latest.number, "sha256": latest.file.sha256},
     }
+
+
+def signed_parts(record: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a signed record that must never change afterwards (names may)."""
+    if record.get("record_type") == "request_revision":
+        return {"revision_id": record.get("revision_id"), "content": record.get("content"),
+                "files": sorted([a["id"], a["sha256"]] for a in record.get("attachments", []))}
+    iteration = record.get("design_iteration") or {}
+    return {"request_revision_id": record.get("request_revision_id"),
+            "request_sha256": record.get("request_sha256"),
+            "design_iteration": [iteration.get("id"), iteration.get("sha256")]}
+
+
+def current_parts(session: DbSession, case: Case, signature: Signature) -> dict[str, Any]:
+    """The same parts as the database holds them now, found by the ids the signature names."""
+    record = signature.signed_record
+    if signature.target_type == "request_revision":
+        revision = session.get(RequestRevision, signature.target_id)
+        if revision is None or revision.case_id != case.id:
+            return {"missing": "request revision"}
+        return {"revision_id": revision.id, "content": revision.content,
+                "files": sorted([a.id, a.file.sha256] for a in revision.live_attachments)}
+    revision = session.get(RequestRevision, record.get("request_revision_id") or 0)
+    iteration_id = (record.get("design_iteration") or {}).get("id")
+    iteration = session.get(DesignIteration, iteration_id) if iteration_id else None
+    return {"request_revision_id": revision.id if revision else None,
+            "request_sha256": revision.content_sha256 if revision else None,
+            "design_iteration": [iteration.id, iteration.file.sha256] if iteration
+            else [None, None]}
 
 
 def _retain_until(case: Case, now: datetime) -> datetime:
     return retention_floor(implantable=case.device_type.implantable, start=now)
 
 
-def _freeze(session: DbSession, store: ObjectStore, revision: RequestRevision,
-            retain_until: datetime) -> None:
-    """Signing makes every attached file an immutable record object (longer retention)."""
-    for attachment in revision.live_attachments:
-        stored = attachment.file
+def _freeze(session: DbSession, store: ObjectStore, *, actor: User, case: Case,
+            files: list[StoredFile], retain_until: datetime) -> None:
+    """Make files immutable record objects: retention extended in the store, then the rows.
+
+    Extending first is safe: if the transaction later fails, the store keeps an object longer
+    than the database says (never shorter), which reconciliation accepts.
+    """
+    for stored in files:
+        before = {"state": stored.state.value, "retain_until": stored.retain_until}
         if stored.retain_until < retain_until:
-            store.extend_retention(stored.key, version_id=stored.version_id,
-                                   retain_until=retain_until)
+            try:
+                store.extend_retention(stored.key, version_id=stored.version_id,
+                                       retain_until=retain_until)
+            except StorageError as exc:
+                raise ServiceUnavailable(
+                    "The file store is unavailable; nothing was signed. Try again later."
+                ) from exc
             stored.retain_until = retain_until
         stored.state = FileState.RECORD
+        record_event(session, actor=actor, action="file.frozen", target_type="stored_file",
+                     target_id=stored.id, case_id=case.id, before=before,
+                     after={"state": stored.state.value, "retain_until": stored.retain_until})
     session.flush()
 
 
@@ -427,14 +471,16 @@ def _sign_request(
     data = {**revision.content, "device_type_id": case.device_type_id,
             "institution_id": case.institution_id, "patient_code": case.patient.code}
     load_request(session, data, pattern=pattern, partial=False)
+    check_password(actor, password)  # before anything is extended in the store
     record = revision_record(case, revision)
     retain_until = _retain_until(case, now)
+    _freeze(session, store, actor=actor, case=case,
+            files=[a.file for a in revision.live_attachments], retain_until=retain_until)
     signature = sign(session, store, actor=actor, password=password,
                      meaning=SignatureMeaning.AUTHORED, target_type="request_revision",
                      target_id=revision.id, content=record,
                      record_key_prefix=f"records/{case.number}", retain_until=retain_until,
                      case_id=case.id, now=now)
-    _freeze(session, store, revision, retain_until)
     revision.status = RevisionStatus.SIGNED
     revision.content_sha256 = signature.content_sha256
     if revision.supersedes_id is not None:
@@ -548,10 +594,8 @@ def add_design_iteration(
     stored = store_upload(session, store, actor=actor, stream=stream, original_name=filename,
                           max_bytes=max_bytes, validate=validate, case_id=case.id, now=now)
     # A design iteration is a record from the start: it is what the device may be made from.
-    retain_until = _retain_until(case, now)
-    store.extend_retention(stored.key, version_id=stored.version_id, retain_until=retain_until)
-    stored.retain_until = retain_until
-    stored.state = FileState.RECORD
+    _freeze(session, store, actor=actor, case=case, files=[stored],
+            retain_until=_retain_until(case, now))
     number = (max((i.number for i in case.iterations), default=0)) + 1
     iteration = DesignIteration(case_id=case.id, number=number,
                                 based_on_revision_id=signed[-1].id, file_id=stored.id,

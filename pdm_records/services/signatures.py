@@ -21,7 +21,7 @@ from ..canonical import canonical_json, canonical_sha256, sha256_hex
 from ..clock import utcnow
 from ..errors import ServiceUnavailable, ValidationError
 from ..models import Signature, SignatureMeaning, User
-from ..storage import ObjectStore, StorageError, StorageUnavailable
+from ..storage import ObjectStore, StorageError
 from . import DbSession
 from .audit import record_event
 
@@ -69,32 +69,24 @@ def sign(
     case_id: int | None = None,
     now: datetime | None = None,
 ) -> Signature:
-    """Verify the password, bind a signature to ``content`` and store the signed record."""
+    """Verify the password, bind a signature to ``content`` and store the signed record.
+
+    Order: the signature row and its audit event are flushed first; the signed-record object
+    is written last. If the write fails, the caller's transaction rolls back and nothing is
+    signed. If the commit fails after the write, the object is an orphan under ``records/``
+    whose key names the binding hash; reconciliation lists it (retention issue).
+    """
     check_password(actor, password)
     now = now or utcnow()
     signature = Signature(
         case_id=case_id, target_type=target_type, target_id=target_id, meaning=meaning,
         signer_id=actor.id, printed_name=actor.printed_name, signer_email=actor.email,
         signed_at=now, content_sha256=canonical_sha256(content), binding_sha256="",
-        record_key="",
+        signed_record=content, record_key="",
     )
     signature.binding_sha256 = canonical_sha256(manifestation(signature))
-    document = {"record": content, "signature": manifestation(signature),
-                "binding_sha256": signature.binding_sha256}
-    body = canonical_json(document)
-    key = f"{record_key_prefix}/{target_type}-{target_id}-{meaning.value}-" \
-          f"{signature.binding_sha256[:16]}.json"
-    with tempfile.NamedTemporaryFile(prefix="pdm-signed-") as tmp:
-        tmp.write(body)
-        tmp.flush()
-        try:
-            info = store.put(key, Path(tmp.name), sha256=sha256_hex(body), size=len(body),
-                             media_type="application/json", retain_until=retain_until)
-        except StorageUnavailable as exc:
-            raise ServiceUnavailable(
-                "The record store is unavailable; nothing was signed. Try again later.") from exc
-    signature.record_key = key
-    signature.record_version_id = info.version_id
+    signature.record_key = (f"{record_key_prefix}/{target_type}-{target_id}-{meaning.value}-"
+                            f"{signature.binding_sha256[:16]}.json")
     session.add(signature)
     session.flush()
     record_event(session, actor=actor, action="signature.created", target_type=target_type,
@@ -102,24 +94,54 @@ def sign(
                      "signature_id": signature.id, "meaning": meaning.value,
                      "printed_name": actor.printed_name, "signed_at": now,
                      "content_sha256": signature.content_sha256,
-                     "binding_sha256": signature.binding_sha256, "record_key": key})
+                     "binding_sha256": signature.binding_sha256,
+                     "record_key": signature.record_key})
+    body = signed_document(signature)
+    with tempfile.NamedTemporaryFile(prefix="pdm-signed-") as tmp:
+        tmp.write(body)
+        tmp.flush()
+        try:
+            info = store.put(signature.record_key, Path(tmp.name), sha256=sha256_hex(body),
+                             size=len(body), media_type="application/json",
+                             retain_until=retain_until)
+        except StorageError as exc:
+            raise ServiceUnavailable(
+                "The record store is unavailable; nothing was signed. Try again later.") from exc
+    signature.record_version_id = info.version_id
+    session.flush()
     return signature
 
 
+def signed_document(signature: Signature) -> bytes:
+    """The canonical JSON object written to the store: the record, its signature, the binding."""
+    return canonical_json({"record": signature.signed_record,
+                           "signature": manifestation(signature),
+                           "binding_sha256": signature.binding_sha256})
+
+
 def verify_signature(
-    signature: Signature, content: dict[str, Any], store: ObjectStore | None = None
+    signature: Signature, *, current: dict[str, Any] | None, signed: dict[str, Any] | None,
+    store: ObjectStore | None = None,
 ) -> SignatureCheck:
-    """Recompute the bindings; with ``store``, also check the stored signed record."""
-    if canonical_sha256(content) != signature.content_sha256:
-        return SignatureCheck(False, "the record's content changed after signing")
+    """Check a signature.
+
+    1. the kept copy of the signed content still hashes to ``content_sha256``;
+    2. the manifestation (signer, time, meaning, target record) still hashes to the binding,
+       so the signature cannot be moved to another record;
+    3. ``current`` (the record's immutable parts as the database holds them now) equals
+       ``signed`` (the same parts taken from the signed content);
+    4. with ``store``: the signed-record object in the store is byte-identical.
+    """
+    if canonical_sha256(signature.signed_record) != signature.content_sha256:
+        return SignatureCheck(False, "the kept copy of the signed content was altered")
     if canonical_sha256(manifestation(signature)) != signature.binding_sha256:
         return SignatureCheck(False, "the signature does not belong to this record version")
+    if current is not None and current != signed:
+        return SignatureCheck(False, "the record's content changed after signing")
     if store is not None:
-        expected = canonical_json({"record": content, "signature": manifestation(signature),
-                                   "binding_sha256": signature.binding_sha256})
         try:
             store.read(signature.record_key, version_id=signature.record_version_id,
-                       sha256=sha256_hex(expected))
+                       sha256=sha256_hex(signed_document(signature)))
         except StorageError as exc:
             return SignatureCheck(False, f"the stored signed record does not match: {exc}")
     return SignatureCheck(True, "valid")

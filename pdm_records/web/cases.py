@@ -125,7 +125,7 @@ def detail(case_id: int) -> str:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id)
     return render_template("cases/detail.html", case=case,
-                           view=case_detail(db.session, actor, case), errors={})
+                           view=case_detail(db.session, actor, case, get_store()), errors={})
 
 
 @bp.route("/<int:case_id>/edit", methods=["GET", "POST"])

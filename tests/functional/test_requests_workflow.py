@@ -171,12 +171,45 @@ def test_signature_breaks_when_a_file_hash_changes_and_cannot_move(
         db.session.rollback()
         # Copying the signature onto another record (another revision id) is detected.
         signature = db.session.query(Signature).filter_by(case_id=case.id).one()
+        revision = db.session.get(RequestRevision, signature.target_id)
+        assert revision is not None
         other = RequestRevision(case_id=case.id, revision=99, status=revision.status,
-                                content=revision.content, created_by_id=revision.created_by_id)
+                                content=dict(revision.content),
+                                created_by_id=revision.created_by_id)
         db.session.add(other)
         db.session.flush()
         signature.target_id = other.id
-        assert signature_status(case, signature, db.session).startswith("broken")
+        assert signature_status(case, signature, db.session) == (
+            "broken: the signature does not belong to this record version")
+        db.session.rollback()
+
+
+def test_signatures_survive_renames_and_detect_a_tampered_stored_record(
+        app: Flask, submitted: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    from pdm_records.models import Site, User
+    from pdm_records.storage import LocalWriteOnceStore
+
+    with app.app_context():
+        case = db.session.get(Case, submitted["id"])
+        assert case is not None
+        signature = db.session.query(Signature).filter_by(case_id=case.id).one()
+        store = LocalWriteOnceStore(app.config["PDM_STORAGE_PATH"])
+        assert signature_status(case, signature, db.session, store) == "valid"
+        prescriber = db.session.get(User, case.prescriber_id)
+        site = db.session.get(Site, case.institution_id)
+        assert prescriber is not None and site is not None
+        prescriber.printed_name, site.name = "Dr Renamed", "Renamed Hospital"
+        db.session.flush()
+        assert signature_status(case, signature, db.session, store) == "valid"
+        # The manifestation keeps the name as it was at signing.
+        assert signature.printed_name == "Test Clinician"
+        data = Path(app.config["PDM_STORAGE_PATH"]) / "data" / signature.record_key
+        data.chmod(0o644)
+        data.write_bytes(data.read_bytes().replace(b"Test Clinician", b"Test Clinicia_"))
+        assert signature_status(case, signature, db.session, store).startswith(
+            "broken: the stored signed record does not match")
         db.session.rollback()
 
 
