@@ -90,7 +90,7 @@ def get_case(case_id: int) -> dict[str, Any]:
 def update_request(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Save fields of the draft request (a new revision after changes were requested)."""
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.update_draft(db.session, actor=actor, case=case, data=data, pattern=_config_pattern())
     db.session.commit()
     return case_detail(db.session, actor, case, get_store())
@@ -102,7 +102,7 @@ def update_request(data: dict[str, Any], case_id: int) -> dict[str, Any]:
 def add_attachment(case_id: int) -> dict[str, Any]:
     """Upload a file (multipart: ``file``, ``kind`` = model_3d | imaging | document, ``units``)."""
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationError("Choose a file.", {"file": ["Choose a file to upload."]})
@@ -123,7 +123,7 @@ def add_attachment(case_id: int) -> dict[str, Any]:
 def remove_attachment(case_id: int, attachment_id: int) -> None:
     """Remove a file from the draft (signed files stay on record)."""
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.remove_attachment(db.session, actor=actor, case=case, attachment_id=attachment_id)
     db.session.commit()
 
@@ -145,14 +145,14 @@ def add_iteration(case_id: int) -> dict[str, Any]:
     """Upload a design iteration (multipart: ``file``, ``units``, ``notes``); the first one
     moves an accepted case to *in design*."""
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ValidationError("Choose a file.", {"file": ["Choose a mesh file to upload."]})
     iteration = svc.add_design_iteration(
         db.session, get_store(), actor=actor, case=case, stream=upload.stream,
         filename=upload.filename, units=request.form.get("units", "mm") or "mm",
-        notes=request.form.get("notes", "")[:5000],
+        notes=request.form.get("notes", ""),
         max_bytes=current_app.config["MAX_CONTENT_LENGTH"], zip_limits=zip_limits())
     db.session.commit()
     return {"id": iteration.id, "number": iteration.number, "status": case.status.value,
@@ -165,7 +165,7 @@ def add_iteration(case_id: int) -> dict[str, Any]:
 def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Sign (password required) and submit the draft request."""
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.transition(db.session, get_store(), actor=actor, case=case, target="submitted",
                    password=data["password"], pattern=_config_pattern())
     db.session.commit()
@@ -178,7 +178,7 @@ def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
 def transition(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Take a workflow step (409 names the current state and what is allowed)."""
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.transition(db.session, get_store(), actor=actor, case=case, target=data["to"],
                    reason=data["reason"], password=data["password"],
                    delivered_on=data["delivered_on"], pattern=_config_pattern())

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..clock import utcnow
 from . import REQUIRED, Text
 
 SIDES = ("left", "right", "bilateral", "midline", "not_applicable")
@@ -34,8 +35,10 @@ class ParameterValues(fields.Dict):
 class CommonRequestSchema(Schema):
     patient_code = Text(required=True, validate=validate.Length(min=1, max=32))
     device_type_id = fields.Integer(required=True, strict=False,
+                                    validate=validate.Range(min=1, max=2**31 - 1),
                                     error_messages={"required": "Choose a device type."})
     institution_id = fields.Integer(required=True, strict=False,
+                                    validate=validate.Range(min=1, max=2**31 - 1),
                                     error_messages={"required": "Choose the health institution."})
     anatomical_site = Text(required=True, validate=validate.Length(min=2, max=200))
     side = Text(required=True, validate=validate.OneOf(SIDES, error="Choose one of: {choices}."))
@@ -43,6 +46,15 @@ class CommonRequestSchema(Schema):
     clinical_indication = Text(required=True, validate=validate.Length(min=3, max=2000),
                                multiline=True)
     needed_by = fields.Date(required=True, error_messages=REQUIRED)
+
+    @validates_schema
+    def _dates(self, data: dict[str, Any], partial: Any = None, **_: Any) -> None:
+        today = utcnow().date()
+        if not partial and data.get("needed_by") and data["needed_by"] < today:
+            raise ValidationError("The needed-by date is in the past.", "needed_by")
+        imaging = data.get("imaging_date")
+        if imaging and imaging > today:
+            raise ValidationError("The imaging date is in the future.", "imaging_date")
 
 
 class CustomMadeRequestSchema(CommonRequestSchema):
@@ -70,13 +82,14 @@ class CustomMadeRequestSchema(CommonRequestSchema):
             raise ValidationError(
                 "A custom-made device is for the exclusive use of this patient; confirm it.",
                 "exclusive_use_confirmed")
+        # Structured characteristics are required; a free-text description alone ("see the
+        # STL") would let an upload stand in for them.
         stated = bool(data.get("design_parameters")) or any(
-            str(data.get(k) or "").strip() for k in ("material", "fixation",
-                                                      "design_characteristics"))
+            str(data.get(k) or "").strip() for k in ("material", "fixation"))
         if not stated:
             raise ValidationError(
-                "State the specific design characteristics (parameters, material, fixation or "
-                "a description). Imaging or a mesh alone does not count as design "
+                "State the specific design characteristics: the design parameters, the "
+                "material or the fixation. Imaging or a mesh alone does not count as design "
                 "characteristics (MDCG 2021-3 Q6, footnote 10).", "design_characteristics")
 
 

@@ -111,7 +111,8 @@ def attachment_download(
     session: DbSession, store: ObjectStore, case: Case, attachment_id: int
 ) -> tuple[io.BytesIO, str, str]:
     attachment = session.get(Attachment, attachment_id)
-    if attachment is None or attachment.revision_id not in {r.id for r in case.revisions}:
+    if (attachment is None or attachment.removed_at is not None
+            or attachment.revision_id not in {r.id for r in case.revisions}):
         raise NotFound("No such attachment on this case.")
     stored = attachment.file
     buffer = io.BytesIO()

@@ -42,7 +42,7 @@ from ..models import (
 from ..models.users import roles_users
 from ..permissions import Role
 from ..retention import retention_floor
-from ..schemas import flatten_messages
+from ..schemas import flatten_messages, no_control_chars
 from ..schemas.requests import SCHEMAS, CommonRequestSchema
 from ..storage import ObjectStore, StorageError
 from ..storage.uploads import SpooledUpload
@@ -65,7 +65,9 @@ def visible_cases(actor: User) -> sa.Select[tuple[Case]]:
     if Role.QUALITY in roles:
         conditions.append(sa.true())
     if Role.ENGINEER in roles:
-        conditions.append(Case.status != CaseStatus.DRAFT)
+        # Only cases that were submitted at least once: never a clinician's unsent draft.
+        conditions.append(sa.exists().where(CaseTransition.case_id == Case.id,
+                                            CaseTransition.to_status == CaseStatus.SUBMITTED))
     if Role.CLINICIAN in roles:
         conditions.append(Case.prescriber_id == actor.id)
         if actor.site is not None and actor.site.share_cases:
@@ -75,9 +77,18 @@ def visible_cases(actor: User) -> sa.Select[tuple[Case]]:
     return sa.select(Case).where(sa.or_(*conditions))
 
 
-def get_case(session: DbSession, actor: User, case_id: int) -> Case:
-    """The case if ``actor`` may see it; otherwise 404 (not 403: no existence leak)."""
-    case = session.scalar(visible_cases(actor).where(Case.id == case_id))
+def get_case(session: DbSession, actor: User, case_id: int, *, lock: bool = False) -> Case:
+    """The case if ``actor`` may see it; otherwise 404 (not 403: no existence leak).
+
+    ``lock=True`` (every change) locks the case row until the transaction ends, so two
+    concurrent workflow steps on one case are serialised (PostgreSQL ``FOR UPDATE``).
+    """
+    if not 0 < case_id < 2**31:
+        raise NotFound("There is no such case, or it is not yours to see.")
+    query = visible_cases(actor).where(Case.id == case_id)
+    if lock:
+        query = query.with_for_update(of=Case)
+    case = session.scalar(query)
     if case is None:
         raise NotFound("There is no such case, or it is not yours to see.")
     return case
@@ -112,7 +123,8 @@ def load_request(
             f"Use the pseudonymous patient code format {pattern} (no names).")
     institution_id = data.get("institution_id")
     if institution_id not in (None, ""):
-        site = session.get(Site, _int(institution_id))
+        site_id = _int(institution_id)
+        site = session.get(Site, site_id) if 0 < site_id < 2**31 else None
         if site is None or site.kind is not SiteKind.HEALTH_INSTITUTION:
             errors.setdefault("institution_id", []).append("Choose a health institution.")
     known = {p["name"] for p in device_type.parameters}
@@ -126,6 +138,20 @@ def load_request(
         raise ValidationError("Please correct the marked fields.", errors)
     content["device_type_id"] = device_type.id
     return _jsonable(content), device_type
+
+
+def _free_text(value: str, field: str, max_length: int) -> str:
+    """Optional multi-line text: trimmed, length-capped, no control or bidi characters."""
+    value = (value or "").strip()
+    if len(value) > max_length:
+        raise ValidationError("Please correct the marked fields.", {field: [
+            f"Use at most {max_length} characters."]})
+    try:
+        no_control_chars(value, multiline=True)
+    except SchemaError as exc:
+        raise ValidationError("Please correct the marked fields.",
+                              {field: [str(m) for m in exc.messages]}) from exc
+    return value
 
 
 def _int(value: Any) -> int:
@@ -148,7 +174,10 @@ def create_case(
     now = now or utcnow()
     if Role.CLINICIAN not in actor.role_names:
         raise Forbidden("Only clinicians prescribe design requests.")
-    if not data.get("institution_id") and actor.site_id is not None:
+    if actor.site_id is not None:
+        if data.get("institution_id") not in (None, "", actor.site_id, str(actor.site_id)):
+            raise ValidationError("Please correct the marked fields.", {"institution_id": [
+                "You can only prescribe for your own institution."]})
         data = {**data, "institution_id": actor.site_id}
     content, device_type = load_request(session, data, pattern=pattern, partial=True)
     missing = [f for f in ("patient_code", "institution_id") if not content.get(f)]
@@ -215,16 +244,24 @@ def _editable_revision(session: DbSession, actor: User, case: Case) -> RequestRe
 
 def update_draft(
     session: DbSession, *, actor: User, case: Case, data: dict[str, Any], pattern: str,
+    replace: bool = False,
 ) -> RequestRevision:
+    """Save draft fields. API: a merge where ``null`` clears a field; the HTML form replaces."""
     revision = _editable_revision(session, actor, case)
-    data = {**data, "device_type_id": case.device_type_id}
-    if not data.get("institution_id"):
-        data["institution_id"] = case.institution_id
+    # The device type and institution are fixed when the case is created.
+    cleared = {k for k, v in data.items() if v is None}
+    data = {k: v for k, v in data.items() if v is not None}
+    data.update(device_type_id=case.device_type_id, institution_id=case.institution_id)
     content, _ = load_request(session, data, pattern=pattern, partial=True)
     if content.get("patient_code") and content["patient_code"] != case.patient.code:
         case.patient_id = _patient(session, content["patient_code"], case.institution_id).id
     before = dict(revision.content)
-    revision.content = {**before, **content}
+    if replace:
+        # A posted form holds every field: what it leaves empty is cleared.
+        keep = {"patient_code": before.get("patient_code")}
+        revision.content = {**{k: v for k, v in keep.items() if v}, **content}
+    else:
+        revision.content = {k: v for k, v in {**before, **content}.items() if k not in cleared}
     case.updated_at = utcnow()
     session.flush()
     record_event(session, actor=actor, action="request.draft_saved",
@@ -247,6 +284,7 @@ def add_attachment(
             "Choose one of: " + ", ".join(k.value for k in AttachmentKind) + "."]}) from exc
     if units not in {"mm", "cm", "m", "in"}:
         raise ValidationError("Choose the units.", {"units": ["Choose one of: mm, cm, m, in."]})
+    description = _free_text(description, "description", 500)
     revision = _editable_revision(session, actor, case)
 
     def validate(upload: SpooledUpload) -> str:
@@ -275,9 +313,8 @@ def remove_attachment(session: DbSession, *, actor: User, case: Case, attachment
     attachment = session.get(Attachment, attachment_id)
     if attachment is None or attachment.revision_id != revision.id or attachment.removed_at:
         raise NotFound("No such attachment on this draft.")
-    if attachment.file.state is not FileState.DRAFT:
-        raise Conflict("This file was signed with an earlier revision; it stays on record. "
-                       "It is only removed from the new revision.")
+    # A file signed with an earlier revision stays on that revision's record; here it is only
+    # taken off the new draft.
     attachment.removed_at = utcnow()
     session.flush()
     record_event(session, actor=actor, action="attachment.removed", target_type="attachment",
@@ -511,10 +548,17 @@ def add_comment(session: DbSession, *, actor: User, case: Case, body: str) -> Co
     session.flush()
     record_event(session, actor=actor, action="comment.added", target_type="comment",
                  target_id=comment.id, case_id=case.id, after={"body": body})
-    recipients = {case.prescriber_id} | _role_user_ids(session, Role.ENGINEER)
+    recipients = {case.prescriber_id}
+    if _ever_submitted(session, case):
+        recipients |= _role_user_ids(session, Role.ENGINEER)
     _notify(session, recipients - {actor.id}, case,
             f"{actor.printed_name} commented on {case.number}.")
     return comment
+
+
+def _ever_submitted(session: DbSession, case: Case) -> bool:
+    return bool(session.scalar(sa.select(sa.exists().where(
+        CaseTransition.case_id == case.id, CaseTransition.to_status == CaseStatus.SUBMITTED))))
 
 
 NOTIFY_ROLE = {
@@ -580,6 +624,7 @@ def add_design_iteration(
                        "are uploaded to accepted cases and cases in design.")
     if units not in {"mm", "cm", "m", "in"}:
         raise ValidationError("Choose the units.", {"units": ["Choose one of: mm, cm, m, in."]})
+    notes = _free_text(notes, "notes", 5000)
     signed = [r for r in case.revisions if r.status is RevisionStatus.SIGNED]
     if not signed:
         raise Conflict("The case has no signed request to design from.")

@@ -71,7 +71,7 @@ def index() -> str:
     if status in {s.value for s in CaseStatus}:
         query = query.where(Case.status == CaseStatus(status))
     page = db.paginate(query.order_by(SORTS.get(sort, SORTS["newest"]), Case.id.desc()),
-                       page=max(request.args.get("page", 1, type=int) or 1, 1),
+                       page=min(max(request.args.get("page", 1, type=int) or 1, 1), 100_000),
                        per_page=current_app.config["PDM_PAGE_SIZE"], error_out=False)
     return render_template("cases/list.html", page=page, status=status, sort=sort,
                            statuses=list(CaseStatus), sorts=list(SORTS))
@@ -85,8 +85,10 @@ def choose_device_type() -> str:
 
 
 def _form_context(device_type: DeviceType, **extra: Any) -> dict[str, Any]:
+    actor = require_actor()
     institutions = [s for s in catalogue.list_sites(db.session)
-                    if s.kind is SiteKind.HEALTH_INSTITUTION]
+                    if s.kind is SiteKind.HEALTH_INSTITUTION
+                    and (actor.site_id is None or s.id == actor.site_id)]
     return {"device_type": device_type, "institutions": institutions, "sides": SIDES,
             "modalities": IMAGING_MODALITIES, "pattern": _pattern(), **extra}
 
@@ -132,7 +134,7 @@ def detail(case_id: int) -> str:
 @requires(Permission.CREATE_REQUEST)
 def edit(case_id: int) -> Response | str | tuple[str, int]:
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=request.method == "POST")
     content = case.revisions[-1].content
     values: dict[str, Any] = {**content, "patient_code": case.patient.code}
     for field in PARAM_FIELDS:
@@ -143,7 +145,8 @@ def edit(case_id: int) -> Response | str | tuple[str, int]:
         values = dict(request.form)
         try:
             svc.update_draft(db.session, actor=actor, case=case,
-                             data=form_to_request(request.form), pattern=_pattern())
+                             data=form_to_request(request.form), pattern=_pattern(),
+                             replace=True)
             db.session.commit()
             flash("Draft saved.", "success")
             return redirect(url_for("cases.detail", case_id=case.id))
@@ -168,7 +171,7 @@ def _back_to_case(case_id: int, exc: DomainError | None = None) -> Response:
 @requires(Permission.CREATE_REQUEST)
 def upload(case_id: int) -> Response:
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     upload_file = request.files.get("file")
     try:
         if upload_file is None or not upload_file.filename:
@@ -178,7 +181,7 @@ def upload(case_id: int) -> Response:
             filename=upload_file.filename, kind=request.form.get("kind", ""),
             units=request.form.get("units", "mm") or "mm",
             max_bytes=current_app.config["MAX_CONTENT_LENGTH"], zip_limits=zip_limits(),
-            description=request.form.get("description", "")[:500])
+            description=request.form.get("description", ""))
         db.session.commit()
     except ValidationError as exc:
         return _back_to_case(case_id, exc)
@@ -190,7 +193,7 @@ def upload(case_id: int) -> Response:
 @requires(Permission.MANAGE_DESIGN)
 def upload_iteration(case_id: int) -> Response:
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     upload_file = request.files.get("file")
     try:
         if upload_file is None or not upload_file.filename:
@@ -198,11 +201,11 @@ def upload_iteration(case_id: int) -> Response:
         iteration = svc.add_design_iteration(
             db.session, get_store(), actor=actor, case=case, stream=upload_file.stream,
             filename=upload_file.filename, units=request.form.get("units", "mm") or "mm",
-            notes=request.form.get("notes", "")[:5000],
+            notes=request.form.get("notes", ""),
             max_bytes=current_app.config["MAX_CONTENT_LENGTH"], zip_limits=zip_limits())
         db.session.commit()
     except DomainError as exc:
-        if exc.status in (403, 404):
+        if exc.status in (403, 404, 409):
             raise
         return _back_to_case(case_id, exc)
     flash(f"Design iteration #{iteration.number} uploaded.", "success")
@@ -213,7 +216,7 @@ def upload_iteration(case_id: int) -> Response:
 @requires(Permission.CREATE_REQUEST)
 def remove_attachment(case_id: int, attachment_id: int) -> Response:
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.remove_attachment(db.session, actor=actor, case=case, attachment_id=attachment_id)
     db.session.commit()
     flash("The file was removed from the draft.", "success")
@@ -235,7 +238,7 @@ def transition(case_id: int) -> Response:
     from datetime import date
 
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     target = request.form.get("to", "")
     delivered_raw = request.form.get("delivered_on", "")
     try:
@@ -250,8 +253,8 @@ def transition(case_id: int) -> Response:
                        delivered_on=delivered, pattern=_pattern())
         db.session.commit()
     except DomainError as exc:
-        if exc.status in (403, 404):
-            raise
+        if exc.status in (403, 404, 409):
+            raise  # rendered as the error page with the reason (409 names what is allowed)
         return _back_to_case(case_id, exc)
     flash(f"{case.number} is now {case.status.value.replace('_', ' ')}.", "success")
     return _back_to_case(case_id)

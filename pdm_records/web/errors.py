@@ -20,7 +20,7 @@ from ..access import is_api_request
 from ..errors import DomainError, ServiceUnavailable
 from ..extensions import db
 from ..schemas import flatten_messages
-from ..storage import StorageUnavailable
+from ..storage import ObjectCorrupted, ObjectNotFound, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,19 @@ def register_error_handlers(app: Flask) -> None:
         log.error("database unavailable: %s", type(exc).__name__)
         return render_error(503, "The database is unavailable; nothing was changed. "
                                  "Try again in a minute.", headers={"Retry-After": "30"})
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(sa.exc.DataError)
+    def out_of_range(exc: Exception) -> Response:
+        return render_error(400, "A number or value in the request is out of range.")
+
+    @app.errorhandler(ObjectNotFound)
+    @app.errorhandler(ObjectCorrupted)
+    def damaged_object(exc: Exception) -> Response:
+        log.error("stored object failed its check: %s", exc)
+        return render_error(500, "A stored file is missing or failed its SHA-256 integrity check. "
+                                 "It has been logged; run 'pdm verify-storage' or contact quality.",
+                            code="stored_object_damaged")
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
