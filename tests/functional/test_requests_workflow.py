@@ -264,3 +264,49 @@ def test_first_design_iteration_moves_an_accepted_case_into_design(
     assert body["history"][-1]["to"] == "in_design"
     assert "first design iteration" in body["history"][-1]["reason"]
     assert upload(submitted["clinician"], binary_stl()).status_code == 403
+
+
+def test_more_rows_of_the_table_through_the_api(app: Flask, accounts: Accounts,
+                                                submitted: dict[str, Any]) -> None:
+    case_id = submitted["id"]
+    force_status(app, case_id, CaseStatus.VERIFIED)
+    assert step(app, submitted["clinician"], case_id, to="awaiting_approval").status_code == 403
+    assert step(app, submitted["engineer"], case_id,
+                to="awaiting_approval").get_json()["status"] == "awaiting_approval"
+    no_reason = step(app, submitted["clinician"], case_id, to="in_design")
+    assert no_reason.status_code == 422
+    back = step(app, submitted["clinician"], case_id, to="in_design", reason="move the holes")
+    assert back.status_code == 200 and back.get_json()["status"] == "in_design"
+    force_status(app, case_id, CaseStatus.RELEASED)
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    delivered = step(app, submitted["quality"], case_id, to="delivered", delivered_on=yesterday)
+    assert delivered.status_code == 200
+    with app.app_context():
+        event = db.session.query(AuditEvent).filter_by(action="case.transition").order_by(
+            AuditEvent.id.desc()).first()
+        assert event is not None and event.after is not None
+        assert event.after["backdated"] is True and event.after["delivered_on"] == yesterday
+
+
+def test_the_user_who_verified_cannot_release(app: Flask, accounts: Accounts,
+                                              submitted: dict[str, Any]) -> None:
+    from pdm_records.models import SignatureMeaning, User
+
+    both = accounts.user("engineer", "quality")
+    with app.app_context():
+        user = db.session.get(User, both.id)
+        assert user is not None
+        # The verified signature needs envelope verification (a later issue); record it here.
+        db.session.add(Signature(case_id=submitted["id"], target_type="case",
+                                 target_id=submitted["id"], meaning=SignatureMeaning.VERIFIED,
+                                 signer_id=user.id, printed_name=user.printed_name,
+                                 signer_email=user.email, content_sha256="0" * 64,
+                                 binding_sha256="1" * 64, signed_record={}, record_key="x"))
+        db.session.commit()
+    force_status(app, submitted["id"], CaseStatus.APPROVED)
+    response = step(app, accounts.token("engineer", "quality"), submitted["id"], to="released",
+                    password=PASSWORD)
+    assert response.status_code == 403
+    assert "another quality user must release it" in response.get_json()["message"]
+    assert step(app, submitted["quality"], submitted["id"], to="released",
+                password=PASSWORD).status_code == 200
