@@ -159,6 +159,18 @@ def demo_command(password: str | None) -> None:
         click.echo(f"  {login.role:<10} {login.email:<26} {login.password}")
 
 
+@pdm.command("check-mesh", context_settings={
+    "ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def check_mesh_command(args: tuple[str, ...]) -> None:
+    """Report on a mesh file without touching the database: PATH [--units mm]
+    [--envelope FILE] [--json]. Exit 0 read (and passed), 1 failed the envelope, 2 unreadable.
+    ``check-mesh --help`` lists every option."""
+    from .geometry.cli import main
+
+    sys.exit(main(list(args)))
+
+
 @pdm.command("doctor")
 def doctor_command() -> None:
     """Check configuration, database, storage and native extensions; exit 1 on any problem."""

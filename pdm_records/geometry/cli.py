@@ -55,8 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (see module docstring)."""
     args = build_parser().parse_args(argv)
     file_type = args.file_type or os.path.splitext(args.path)[1].lstrip(".").lower()
-    with open(args.path, "rb") as fh:
-        data = fh.read()
+
+    def fail(code: str, message: str, status: int = 2) -> int:
+        print(f"error: {message} [{code}]", file=sys.stderr)
+        if args.json:
+            json.dump({"error": {"code": code, "message": message}}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        return status
+
+    try:
+        with open(args.path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return fail("unreadable", f"cannot read {args.path}: {exc.strerror or exc}")
     try:
         envelope = _read_envelope(args.envelope) if args.envelope else None
         report = check_mesh_bytes(
@@ -65,14 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             thickness_samples=args.samples, seed=args.seed,
         )
     except MeshError as exc:
-        print(f"error: {exc.message} [{exc.code}]", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # EnvelopeError and malformed envelope files
-        print(f"error: invalid envelope: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc.code, exc.message)
+    except (ValueError, OSError) as exc:  # EnvelopeError, malformed or missing envelope files
+        return fail("invalid_envelope", f"invalid envelope: {exc}")
     except RayEngineUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+        return fail("ray_engine_unavailable", str(exc), 3)
     if args.json:
         json.dump(report, sys.stdout, indent=2, sort_keys=True, allow_nan=False)
         sys.stdout.write("\n")
