@@ -160,13 +160,19 @@ def agree(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert m["self_intersections"] == 0
 
 
-def timed(fn: Callable[[], Any], reps: int) -> tuple[float, list[float], Any]:
-    times, result = [], None
+def timed(fn: Callable[[], Any], reps: int) -> tuple[float, list[float], Any, float]:
+    """Median wall time, all wall times, last result, median CPU time (user + sys, all
+    threads of this process): CPU time shows the work done even when other processes share
+    the machine's cores."""
+    times, cpus, result = [], [], None
     for _ in range(reps):
+        c0 = os.times()
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, result
+        c1 = os.times()
+        cpus.append(c1.user - c0.user + c1.system - c0.system)
+    return statistics.median(times), times, result, statistics.median(cpus)
 
 
 def selfint_only(data: bytes) -> tuple[float, float, int]:
@@ -202,7 +208,9 @@ PEAK_PROC = textwrap.dedent(
     sys.path.insert(0, {root!r})
     from benchmarks.bench_mesh import pdm
     pdm({path!r})
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")]
+    hwm_mb = float(hwm[0].split()[1]) / 1024.0 if hwm else float("nan")
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, hwm_mb)
     """
 )
 
@@ -211,6 +219,13 @@ def run_proc(args: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     return time.perf_counter() - t0
+
+
+def machine_load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "n/a"
 
 
 def main() -> None:
@@ -224,7 +239,8 @@ def main() -> None:
         n = write_part(path, args.rings)
         data = path.read_bytes()
         print(f"part: hollow sphere R50/R49 mm (1.0 mm wall), {n} triangles, "
-              f"{len(data) / 1e6:.1f} MB binary STL; {os.cpu_count()} CPUs")
+              f"{len(data) / 1e6:.1f} MB binary STL; {os.cpu_count()} CPUs; "
+              f"load average {machine_load()}")
         points, normals = seeded_rays(data)
         rays = Path(tmp) / "rays.npz"
         np.savez(rays, points=points, normals=normals)
@@ -232,15 +248,16 @@ def main() -> None:
         pdm(str(path))  # warm-up: imports, Embree device, page cache
         b_steps: dict[str, float] = {}
         a_steps: dict[str, float] = {}
-        b_med, b_all, b_res = timed(lambda: pdm(str(path), b_steps), args.reps)
-        a_med, a_all, a_res = timed(lambda: baseline(str(path), points, normals, a_steps),
-                                    args.reps)
+        b_med, b_all, b_res, b_cpu = timed(lambda: pdm(str(path), b_steps), args.reps)
+        a_med, a_all, a_res, a_cpu = timed(
+            lambda: baseline(str(path), points, normals, a_steps), args.reps
+        )
         agree(a_res, b_res)
-        print(f"(a) baseline trimesh sequence: median {a_med:.3f} s  runs "
+        print(f"(a) baseline trimesh sequence: median {a_med:.3f} s (CPU {a_cpu:.3f} s)  runs "
               f"{[round(t, 3) for t in a_all]}")
         print("    steps (mean s): " + ", ".join(
             f"{k} {v / args.reps:.3f}" for k, v in a_steps.items()))
-        print(f"(b) pdm full verification:     median {b_med:.3f} s  runs "
+        print(f"(b) pdm full verification:     median {b_med:.3f} s (CPU {b_cpu:.3f} s)  runs "
               f"{[round(t, 3) for t in b_all]}  (agrees with (a))")
         print("    steps (mean s; the scene build and the shape thread run concurrently): "
               + ", ".join(f"{k} {v / args.reps:.3f}" for k, v in b_steps.items()))
@@ -259,10 +276,16 @@ def main() -> None:
         print(f"(d) whole process: cli {d_pdm:.3f} s, baseline process {d_base:.3f} s")
 
         peak_script = PEAK_PROC.format(root=str(ROOT), path=str(path))
-        out = subprocess.run([py, "-c", peak_script], check=True, capture_output=True,
-                             text=True, cwd=ROOT).stdout
-        peak = float(out.strip().splitlines()[-1])
-        print(f"peak RSS of (b) in a fresh process: {peak:.0f} MB")
+        # Linux carries the parent's resident size at fork time into the child's ru_maxrss
+        # across exec (signal->maxrss), and this process is large by now; a shell in between
+        # forks the measuring process from a small parent, so ru_maxrss is its own peak.
+        # VmHWM (per address space) is printed as a cross-check.
+        out = subprocess.run(["/bin/sh", "-c", '"$0" -c "$1"; exit $?', py, peak_script],
+                             check=True, capture_output=True, text=True, cwd=ROOT).stdout
+        peak_s, hwm_s = out.strip().splitlines()[-1].split()
+        peak = float(peak_s)
+        print(f"peak RSS of (b) in a fresh process: ru_maxrss {peak:.0f} MB, VmHWM "
+              f"{float(hwm_s):.0f} MB; load average now {machine_load()}")
         print(f"baseline_s={a_med:.3f} pdm_s={b_med:.3f} speedup={a_med / b_med:.2f} "
               f"selfint_s={c_tot:.3f} cli_speedup={d_base / d_pdm:.2f} peak_rss_mb={peak:.0f}")
 

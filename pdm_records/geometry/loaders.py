@@ -336,7 +336,16 @@ def _load_3mf(
             raise MeshError(
                 "parse_error", f"the 3MF package is damaged ({type(exc).__name__})"
             ) from exc
-    return _assemble_3mf(root, unit, notes, limits)
+    try:
+        return _assemble_3mf(root, unit, notes, limits)
+    except MeshError:
+        raise
+    except MemoryError:
+        raise MeshError("too_large", "the 3MF model needs more memory than available") from None
+    except Exception as exc:  # anything else the document provokes is a property of the upload
+        raise MeshError(
+            "parse_error", f"the 3MF model is malformed ({type(exc).__name__})"
+        ) from exc
 
 
 def _assemble_3mf(

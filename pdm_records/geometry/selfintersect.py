@@ -12,7 +12,10 @@ Method
    that hit are re-traced from just past the hit until they reach the edge's far end (bounded
    number of rounds, recorded in the report). The segment skips ``EDGE_END_FRACTION`` of its
    length at both ends so that the faces around its own end points (which it only touches there)
-   are not reported; the candidate face pairs are then (each face using the edge) x (face hit).
+   are not reported. A segment that crosses a face exactly on one of its edges or vertices
+   meets all faces around that point at the same distance while a first-hit query reports one,
+   so every face hit also stands for the faces sharing a vertex with it. The candidate pairs
+   are (each face using the edge) x (face hit and its vertex neighbours).
 2. Broad phase, coplanar: rays parallel to a face never hit it, so faces are also grouped by
    their supporting plane (normal quantised to ``PLANE_NORMAL_STEP``, offset bucketed on two
    staggered grids of ``PLANE_OFFSET_STEP`` x model size) and faces whose bounding boxes overlap
@@ -24,7 +27,8 @@ Faces that are degenerate (zero area) are left out: they are reported as degener
 Limits, stated in the report: penetrations shallower than ``EDGE_END_FRACTION`` x edge length
 at an edge's end point are not seen by step 1; near-coplanar faces whose quantised normals fall
 on different sides of a quantisation step are not paired by step 2 (they are found by step 1
-unless they are coplanar to within Embree's float32 precision).
+unless they are coplanar to within Embree's float32 precision). Tests compare the count with
+an all-pairs brute force on interpenetrating, folded, touching and randomly placed shells.
 """
 
 from __future__ import annotations

@@ -247,13 +247,12 @@ def analyse(faces: IntArray, n_vertices: int, active: BoolArray) -> tuple[Topolo
         pair_edges = counts[et.use_edge] == 2
         fw = et.use_forward[pair_edges].reshape(-1, 2)  # uses of one edge are adjacent
         winding = bool((fw[:, 0] != fw[:, 1]).all())
-    act_faces = faces[active]
+    act_faces = faces if bool(active.all()) else faces[active]
     used = np.zeros(n_vertices, dtype=bool)
     used[act_faces.ravel()] = True
     v_used = int(used.sum())
     euler = v_used - len(et.edges) + len(act_faces)
-    face_body = _bodies(et, len(faces), active)
-    n_bodies = int(face_body.max() + 1) if active.any() else 0
+    face_body, n_bodies = _bodies(et, len(faces), active)
     topo = Topology(
         n_vertices=v_used,
         n_edges=len(et.edges),
@@ -267,26 +266,30 @@ def analyse(faces: IntArray, n_vertices: int, active: BoolArray) -> tuple[Topolo
     return topo, et
 
 
-def _bodies(et: EdgeTable, n_faces: int, active: BoolArray) -> IntArray:
-    """Label faces by edge-connected component; inactive faces get -1."""
+def _bodies(et: EdgeTable, n_faces: int, active: BoolArray) -> tuple[IntArray, int]:
+    """Label faces by edge-connected component (inactive faces get -1); also the count.
+
+    scipy numbers components in order of their lowest node, so labels are deterministic."""
     # Consecutive uses of the same edge link their faces (a chain per edge is enough).
     same = et.use_edge[1:] == et.use_edge[:-1]
     src = et.use_face[:-1][same]
     dst = et.use_face[1:][same]
+    all_active = bool(active.all())
     idx = np.flatnonzero(active)
-    remap = np.full(n_faces, -1, dtype=np.int64)
-    remap[idx] = np.arange(len(idx))
     k = len(idx)
-    graph = coo_matrix(
-        (np.ones(len(src), dtype=np.int8), (remap[src], remap[dst])), shape=(k, k)
-    ).tocsr()
-    _, labels = connected_components(graph, directed=True, connection="weak")
+    if k == 0:
+        return np.full(n_faces, -1, dtype=np.int64), 0
+    if not all_active:
+        remap = np.full(n_faces, -1, dtype=np.int64)
+        remap[idx] = np.arange(k)
+        src, dst = remap[src], remap[dst]
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(k, k)).tocsr()
+    n_comp, labels = connected_components(graph, directed=True, connection="weak")
+    if all_active:
+        return labels.astype(np.int64), int(n_comp)
     out = np.full(n_faces, -1, dtype=np.int64)
-    # Renumber components by first face so labels are deterministic and start at 0.
-    _, first_idx, inv = np.unique(labels, return_index=True, return_inverse=True)
-    rank = np.argsort(np.argsort(first_idx))
-    out[idx] = rank[inv]
-    return out
+    out[idx] = labels
+    return out, int(n_comp)
 
 
 def duplicate_faces(faces: IntArray, n_vertices: int) -> int:

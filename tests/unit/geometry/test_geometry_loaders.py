@@ -170,3 +170,22 @@ def test_3mf_transform_and_unit_note() -> None:
 
 def test_3mf_broken_xml() -> None:
     assert _code(_zip({"3D/3dmodel.model": b"<model><unclosed>"}), "3mf") == "parse_error"
+
+
+def test_3mf_component_cycle_is_refused() -> None:
+    model = (
+        b'<model xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02">'
+        b'<resources><object id="1"><components><component objectid="2"/></components></object>'
+        b'<object id="2"><components><component objectid="1"/></components></object>'
+        b'</resources><build><item objectid="1"/></build></model>'
+    )
+    assert _code(_zip({"3D/3dmodel.model": model}, level=0), "3mf") == "unsupported"
+
+
+def test_3mf_bad_triangle_attribute() -> None:
+    model = (
+        b'<model xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02">'
+        b'<resources><object id="1"><mesh><vertices><vertex x="0" y="0" z="zero"/></vertices>'
+        b'<triangles/></mesh></object></resources><build><item objectid="1"/></build></model>'
+    )
+    assert _code(_zip({"3D/3dmodel.model": model}, level=0), "3mf") == "parse_error"
