@@ -149,7 +149,8 @@ def demo_command(password: str | None) -> None:
     from .services.demo import load_demo
 
     try:
-        logins = load_demo(db.session, password=password)
+        logins = load_demo(db.session, password=password,
+                           store=current_app.extensions["pdm_store_factory"]())
     except DomainError as exc:
         _domain_error(exc)
         return

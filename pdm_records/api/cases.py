@@ -159,6 +159,20 @@ def add_iteration(case_id: int) -> dict[str, Any]:
             "sha256": iteration.file.sha256}
 
 
+@blp.route("/<int:case_id>/iterations/<int:number>/verify", methods=["POST"])
+@requires(Permission.MANAGE_DESIGN)
+@blp.response(201)
+def verify_iteration(case_id: int, number: int) -> dict[str, Any]:
+    """Verify a design iteration against the device type's approved envelope."""
+    from ..services.verification import report_summary, verify_iteration
+
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    report = verify_iteration(db.session, get_store(), actor=actor, case=case, number=number)
+    db.session.commit()
+    return report_summary(report)
+
+
 @blp.route("/<int:case_id>/submit", methods=["POST"])
 @requires(Permission.CREATE_REQUEST)
 @blp.arguments(SubmitSchema)

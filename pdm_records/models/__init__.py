@@ -16,6 +16,7 @@ from .cases import (
     RevisionStatus,
 )
 from .catalogue import DeviceCategory, DeviceType, Site, SiteKind
+from .envelopes import EnvelopeStatus, EnvelopeVersion, VerificationReport
 from .files import FileState, StoredFile
 from .notifications import Notification
 from .signatures import Signature, SignatureMeaning
@@ -35,6 +36,8 @@ __all__ = [
     "DesignIteration",
     "DeviceCategory",
     "DeviceType",
+    "EnvelopeStatus",
+    "EnvelopeVersion",
     "FileState",
     "Notification",
     "Patient",
@@ -47,5 +50,6 @@ __all__ = [
     "SiteKind",
     "StoredFile",
     "User",
+    "VerificationReport",
     "roles_users",
 ]

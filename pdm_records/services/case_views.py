@@ -96,6 +96,7 @@ def case_detail(
                                        if r.id == i.based_on_revision_id), None),
             "original_name": i.file.original_name, "sha256": i.file.sha256,
             "size": i.file.size, "created_at": i.created_at.isoformat(),
+            "verification": _report(session, i),
         } for i in case.iterations],
         "comments": [{"id": c.id, "author": c.author.printed_name, "body": c.body,
                       "created_at": c.created_at.isoformat()} for c in case.comments],
@@ -104,7 +105,16 @@ def case_detail(
         and case.prescriber_id == actor.id,
         "can_add_iteration": case.status in (CaseStatus.ACCEPTED, CaseStatus.IN_DESIGN)
         and "engineer" in actor.role_names,
+        "can_verify": case.status is CaseStatus.IN_DESIGN and bool(case.iterations)
+        and "engineer" in actor.role_names,
     }
+
+
+def _report(session: DbSession, iteration: Any) -> dict[str, Any] | None:
+    from .verification import latest_report, report_summary
+
+    report = latest_report(session, iteration)
+    return None if report is None else report_summary(report)
 
 
 def attachment_download(

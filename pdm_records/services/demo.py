@@ -10,6 +10,7 @@ from flask_security import hash_password
 
 from ..models import DeviceCategory, DeviceType, Site, SiteKind, User
 from ..permissions import Role
+from ..storage import ObjectStore
 from . import DbSession, catalogue, users
 from .audit import record_event
 
@@ -53,6 +54,8 @@ DEMO_USERS = [
     ("clinician@example.org", "Dr Clara Clinician", [Role.CLINICIAN], "GMC-1234567", 0),
     ("engineer@example.org", "Eli Engineer", [Role.ENGINEER], None, 1),
     ("quality@example.org", "Quinn Quality", [Role.QUALITY], None, 1),
+    # A second quality user: envelopes are approved by someone other than their author.
+    ("quality.lead@example.org", "Lee Quality-Lead", [Role.QUALITY], None, 1),
     ("admin@example.org", "Ada Admin", [Role.ADMIN], None, 1),
 ]
 
@@ -64,8 +67,11 @@ class DemoLogin:
     password: str
 
 
-def load_demo(session: DbSession, password: str | None = None) -> list[DemoLogin]:
-    """Create what is missing; (re)set each demo account's password and return the logins."""
+def load_demo(
+    session: DbSession, password: str | None = None, store: ObjectStore | None = None
+) -> list[DemoLogin]:
+    """Create what is missing; (re)set each demo account's password and return the logins.
+    With ``store``, also draft and approve the demo design envelopes."""
     site_ids = []
     for name, kind, address, country in DEMO_SITES:
         site = session.scalar(sa.select(Site).where(Site.name == name))
@@ -87,7 +93,53 @@ def load_demo(session: DbSession, password: str | None = None) -> list[DemoLogin
         else:
             _reset_password(session, user, secret)
         logins.append(DemoLogin(email, ", ".join(r.value for r in roles), secret))
+    if store is not None:
+        _demo_envelopes(session, store, {login.email: login.password for login in logins})
     return logins
+
+
+# The cranial/facial implant envelope uses the OsteoFab clearance numbers (FDA 510(k) K133809,
+# K161052; DOMAIN.md §4). The surgical-guide numbers are illustrative only.
+DEMO_ENVELOPES = {
+    "Patient-specific cranial/facial implant": {
+        "max_diameter": 200.0, "min_wall_thickness": 1.0, "max_wall_thickness": 10.0,
+        "watertight_required": True, "max_bodies": 1, "no_self_intersections": True,
+        "parameters": {
+            "wall_thickness": {"unit": "mm", "min": 1.0, "max": 10.0, "patient_adjustable": True},
+            "max_diameter": {"unit": "mm", "min": 10.0, "max": 200.0,
+                             "patient_adjustable": True},
+            "hole_diameter": {"unit": "mm", "min": 3.0, "max": 10.0, "patient_adjustable": True},
+            "hole_to_edge": {"unit": "mm", "min": 15.0, "max": 100.0,
+                             "patient_adjustable": True},
+            "open_area": {"unit": "%", "min": 0.0, "max": 25.0, "patient_adjustable": True},
+        },
+    },
+    "Patient-specific surgical guide": {  # illustrative numbers, not from a clearance
+        "max_extents": [150.0, 100.0, 60.0], "min_wall_thickness": 2.0,
+        "watertight_required": True, "max_bodies": 1, "no_self_intersections": True,
+        "parameters": {
+            "wall_thickness": {"unit": "mm", "min": 2.0, "max": 8.0, "patient_adjustable": True},
+            "drill_sleeve_diameter": {"unit": "mm", "min": 2.0, "max": 6.5,
+                                      "patient_adjustable": True},
+        },
+    },
+}
+
+
+def _demo_envelopes(session: DbSession, store: ObjectStore, passwords: dict[str, str]) -> None:
+    from .envelopes import approve, approved_version, create_draft
+
+    author = users.find_user_by_email(session, "quality@example.org")
+    approver = users.find_user_by_email(session, "quality.lead@example.org")
+    assert author is not None and approver is not None
+    for name, definition in DEMO_ENVELOPES.items():
+        device_type = session.scalar(sa.select(DeviceType).where(DeviceType.name == name))
+        if device_type is None or approved_version(session, device_type.id) is not None:
+            continue
+        draft = create_draft(session, actor=author, device_type_id=device_type.id,
+                             definition=definition, notes="demo envelope")
+        approve(session, store, actor=approver, version=draft,
+                password=passwords["quality.lead@example.org"])
 
 
 def _reset_password(session: DbSession, user: User, secret: str) -> None:

@@ -428,9 +428,11 @@ def facts_for(session: DbSession, actor: User, case: Case) -> ActorFacts:
     verified_by_actor = session.scalar(sa.select(sa.func.count()).select_from(Signature).where(
         Signature.case_id == case.id, Signature.meaning == SignatureMeaning.VERIFIED,
         Signature.signer_id == actor.id)) or 0
+    from .verification import latest_iteration_passed
+
     return ActorFacts(roles=frozenset(actor.role_names), is_prescriber=case.prescriber_id ==
                       actor.id, verified_by_actor=verified_by_actor > 0,
-                      latest_iteration_passed=None)
+                      latest_iteration_passed=latest_iteration_passed(session, case))
 
 
 def transition(

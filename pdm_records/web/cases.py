@@ -212,6 +212,25 @@ def upload_iteration(case_id: int) -> Response:
     return _back_to_case(case_id)
 
 
+@bp.route("/<int:case_id>/iterations/<int:number>/verify", methods=["POST"])
+@requires(Permission.MANAGE_DESIGN)
+def verify(case_id: int, number: int) -> Response:
+    from ..services.verification import verify_iteration
+
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    try:
+        report = verify_iteration(db.session, get_store(), actor=actor, case=case, number=number)
+        db.session.commit()
+    except DomainError as exc:
+        if exc.status in (403, 404, 409):
+            raise
+        return _back_to_case(case_id, exc)
+    flash(f"Design iteration #{number} {'passed' if report.passed else 'FAILED'} its envelope.",
+          "success" if report.passed else "error")
+    return _back_to_case(case_id)
+
+
 @bp.route("/<int:case_id>/attachments/<int:attachment_id>/remove", methods=["POST"])
 @requires(Permission.CREATE_REQUEST)
 def remove_attachment(case_id: int, attachment_id: int) -> Response:

@@ -97,7 +97,11 @@ def test_demo_twice_prints_working_logins(app: Flask) -> None:
         client.post("/login", data={"email": email, "password": password})
         assert client.get("/dashboard").status_code == 200, email
     with app.app_context():
-        assert db.session.query(User).count() == 4
+        assert db.session.query(User).count() == 5
+        from pdm_records.models import EnvelopeStatus, EnvelopeVersion
+
+        approved = db.session.query(EnvelopeVersion).filter_by(status=EnvelopeStatus.APPROVED)
+        assert approved.count() == 2  # once, not twice: demo is safe to run twice
         sites = db.session.execute(sa.text("SELECT count(*) FROM site")).scalar()
         types = db.session.execute(sa.text("SELECT count(*) FROM device_type")).scalar()
         assert (sites, types) == (2, 2)

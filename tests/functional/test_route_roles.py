@@ -54,6 +54,7 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("cases.edit", "POST"): frozenset({CLIN}),
     ("cases.upload", "POST"): frozenset({CLIN}),
     ("cases.upload_iteration", "POST"): frozenset({ENG}),
+    ("cases.verify", "POST"): frozenset({ENG}),
     ("cases.remove_attachment", "POST"): frozenset({CLIN}),
     ("cases.download", "GET"): CASE_ROLES,
     ("cases.transition", "POST"): CASE_ROLES,
@@ -77,6 +78,11 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("api_cases.download_attachment", "GET"): CASE_ROLES,
     ("api_cases.submit", "POST"): frozenset({CLIN}),
     ("api_cases.add_iteration", "POST"): frozenset({ENG}),
+    ("api_cases.verify_iteration", "POST"): frozenset({ENG}),
+    ("api_envelopes.list_envelopes", "GET"): CASE_ROLES,
+    ("api_envelopes.create_envelope", "POST"): frozenset({QUAL}),
+    ("api_envelopes.update_envelope", "PATCH"): frozenset({QUAL}),
+    ("api_envelopes.approve_envelope", "POST"): frozenset({QUAL}),
     ("api_cases.transition", "POST"): CASE_ROLES,
     ("api_cases.comment", "POST"): CASE_ROLES,
     ("api_notifications.notifications", "GET"): SIGNED_IN,
@@ -85,7 +91,8 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
 }
 
 SAMPLE_ARGS = {"filename": "css/app.css", "token_id": "999999", "user_id": "999999",
-               "case_id": "999999", "attachment_id": "999999", "device_type_id": "999999"}
+               "case_id": "999999", "attachment_id": "999999", "device_type_id": "999999",
+               "number": "999999", "version_id": "999999"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
