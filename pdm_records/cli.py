@@ -172,6 +172,30 @@ def check_mesh_command(args: tuple[str, ...]) -> None:
     sys.exit(main(list(args)))
 
 
+@pdm.command("create-bucket")
+def create_bucket_command() -> None:
+    """Create PDM_S3_BUCKET with Object Lock (and so versioning) enabled, then check it."""
+    from .storage import StorageError
+    from .storage.s3 import build_client, create_bucket
+
+    config = current_app.config
+    if not config.get("PDM_S3_BUCKET"):
+        _fail("set PDM_S3_BUCKET (and PDM_S3_ENDPOINT_URL for a non-AWS server) first")
+        return
+    endpoint = config.get("PDM_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    try:
+        create_bucket(build_client(endpoint, config.get("PDM_S3_REGION")),
+                      config["PDM_S3_BUCKET"], config.get("PDM_S3_REGION"))
+        problems = current_app.extensions["pdm_store_factory"]().check()
+    except StorageError as exc:
+        _fail(str(exc))
+        return
+    if problems:
+        _fail("; ".join(problems))
+    click.echo(f"bucket {config['PDM_S3_BUCKET']} ready: Object Lock and versioning enabled "
+               f"(lock mode {config['PDM_S3_LOCK_MODE']})")
+
+
 @pdm.command("doctor")
 def doctor_command() -> None:
     """Check configuration, database, storage and native extensions; exit 1 on any problem."""
