@@ -38,6 +38,7 @@ from ..models import (
     SiteKind,
     StoredFile,
     User,
+    VerificationReport,
 )
 from ..models.users import roles_users
 from ..permissions import Role
@@ -349,8 +350,11 @@ def revision_record(case: Case, revision: RequestRevision) -> dict[str, Any]:
     }
 
 
-def case_record(case: Case, target: CaseStatus) -> dict[str, Any]:
-    """What a signature on a case decision (verified, approved, released) binds."""
+def case_record(
+    case: Case, target: CaseStatus, report: VerificationReport | None = None
+) -> dict[str, Any]:
+    """What a signature on a case decision (verified, approved, released) binds: the signed
+    request, the latest design iteration and its latest verification report."""
     signed = [r for r in case.revisions if r.status is RevisionStatus.SIGNED]
     latest = case.iterations[-1] if case.iterations else None
     return {
@@ -362,6 +366,10 @@ def case_record(case: Case, target: CaseStatus) -> dict[str, Any]:
         "request_sha256": signed[-1].content_sha256 if signed else None,
         "design_iteration": None if latest is None else {
             "id": latest.id, "number": latest.number, "sha256": latest.file.sha256},
+        "verification_report": None if report is None else {
+            "id": report.id, "passed": report.passed, "report_sha256": report.report_sha256,
+            "envelope_version_id": report.envelope_version_id,
+            "envelope_sha256": report.envelope_sha256},
     }
 
 
@@ -371,9 +379,11 @@ def signed_parts(record: dict[str, Any]) -> dict[str, Any]:
         return {"revision_id": record.get("revision_id"), "content": record.get("content"),
                 "files": sorted([a["id"], a["sha256"]] for a in record.get("attachments", []))}
     iteration = record.get("design_iteration") or {}
+    report = record.get("verification_report") or {}
     return {"request_revision_id": record.get("request_revision_id"),
             "request_sha256": record.get("request_sha256"),
-            "design_iteration": [iteration.get("id"), iteration.get("sha256")]}
+            "design_iteration": [iteration.get("id"), iteration.get("sha256")],
+            "verification_report": [report.get("id"), report.get("report_sha256")]}
 
 
 def current_parts(session: DbSession, case: Case, signature: Signature) -> dict[str, Any]:
@@ -388,9 +398,13 @@ def current_parts(session: DbSession, case: Case, signature: Signature) -> dict[
     revision = session.get(RequestRevision, record.get("request_revision_id") or 0)
     iteration_id = (record.get("design_iteration") or {}).get("id")
     iteration = session.get(DesignIteration, iteration_id) if iteration_id else None
+    report_id = (record.get("verification_report") or {}).get("id")
+    report = session.get(VerificationReport, report_id) if report_id else None
     return {"request_revision_id": revision.id if revision else None,
             "request_sha256": revision.content_sha256 if revision else None,
             "design_iteration": [iteration.id, iteration.file.sha256] if iteration
+            else [None, None],
+            "verification_report": [report.id, report.report_sha256] if report
             else [None, None]}
 
 
@@ -463,9 +477,12 @@ def transition(
         signature = _sign_request(session, store, actor=actor, case=case, password=password,
                                   pattern=pattern, now=now)
     elif step.signature is not None:
+        from .verification import latest_report
+
+        report = latest_report(session, case.iterations[-1]) if case.iterations else None
         signature = sign(session, store, actor=actor, password=password, meaning=step.signature,
                          target_type="case", target_id=case.id,
-                         content=case_record(case, target_status),
+                         content=case_record(case, target_status, report),
                          record_key_prefix=f"records/{case.number}",
                          retain_until=_retain_until(case, now), case_id=case.id, now=now)
     if target_status is CaseStatus.RELEASED:

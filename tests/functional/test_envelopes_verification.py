@@ -138,6 +138,25 @@ def test_a_passing_design_goes_all_the_way_to_delivery(
     assert [s["meaning"] for s in detail["signatures"]] == [
         "authored", "verified", "approved", "released"]
     assert all(s["status"] == "valid" for s in detail["signatures"])
+    from pdm_records.models import Signature, VerificationReport
+
+    with app.app_context():
+        verified = db.session.query(Signature).filter_by(case_id=case["id"],
+                                                         meaning="verified").one()
+        bound = verified.signed_record["verification_report"]
+        assert bound["passed"] is True and bound["report_sha256"] == body["report_sha256"]
+        # Altering the report the verified signature relies on breaks the signature.
+        from pdm_records.models import Case
+        from pdm_records.services.case_views import signature_status
+
+        row = db.session.get(VerificationReport, bound["id"])
+        assert row is not None
+        row.report_sha256 = "f" * 64
+        db.session.flush()
+        case_row = db.session.get(Case, case["id"])
+        assert case_row is not None
+        assert signature_status(case_row, verified, db.session).startswith("broken")
+        db.session.rollback()
 
 
 def test_a_failing_design_cannot_be_verified_or_released(
