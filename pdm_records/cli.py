@@ -172,6 +172,72 @@ def check_mesh_command(args: tuple[str, ...]) -> None:
     sys.exit(main(list(args)))
 
 
+@pdm.group("envelope")
+def envelope_group() -> None:
+    """Design envelopes as YAML or JSON documents."""
+
+
+@envelope_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--device-type-id", type=int, required=True)
+@click.option("--author", "author_email", required=True,
+              help="E-mail of the quality user drafting it (another one approves it).")
+@click.option("--notes", default="")
+def envelope_import(path: str, device_type_id: int, author_email: str, notes: str) -> None:
+    """Draft a new envelope version from a YAML or JSON file (approve it in the UI or API)."""
+    import json
+
+    import yaml
+
+    from .services import envelopes, users
+
+    author = users.find_user_by_email(db.session, author_email)
+    if author is None or not author.active:
+        _fail(f"no active account {author_email!r}")
+        return
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        definition = yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        _fail(f"{path} is not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'}: "
+              f"{exc}")
+        return
+    try:
+        version = envelopes.create_draft(db.session, actor=author, device_type_id=device_type_id,
+                                         definition=definition, notes=notes)
+    except DomainError as exc:
+        _domain_error(exc)
+        return
+    db.session.commit()
+    click.echo(f"drafted envelope version {version.version} (id {version.id}) for device type "
+               f"{device_type_id}; another quality user must approve it")
+
+
+@envelope_group.command("export")
+@click.argument("version_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+def envelope_export(version_id: int, fmt: str) -> None:
+    """Print an envelope version's limits (with its status and content hash as comments)."""
+    import json
+
+    import yaml
+
+    from .services import envelopes
+
+    try:
+        version = envelopes.get_version(db.session, version_id)
+    except DomainError as exc:
+        _domain_error(exc)
+        return
+    if fmt == "json":
+        click.echo(json.dumps(version.definition, indent=2, sort_keys=True))
+        return
+    click.echo(f"# envelope version {version.version} of device type {version.device_type_id}: "
+               f"{version.status.value}; content sha256 {version.content_sha256 or '-'}")
+    click.echo(yaml.safe_dump(version.definition, sort_keys=True).rstrip())
+
+
 @pdm.command("create-bucket")
 def create_bucket_command() -> None:
     """Create PDM_S3_BUCKET with Object Lock (and so versioning) enabled, then check it."""

@@ -128,3 +128,32 @@ def test_doctor_reports_what_is_wrong_and_how_to_fix_it(
     assert "[FAIL] configuration: the secret key is missing, a placeholder" in result.output
     assert "[FAIL] database schema: at no revision" in result.output
     assert "fix: run: flask --app app pdm init" in result.output
+
+
+def test_envelope_import_and_export(app: Flask, tmp_path: Path) -> None:
+    import yaml
+
+    runner = app.test_cli_runner()
+    runner.invoke(args=["pdm", "demo", "--password", "demo passphrase 1"])
+    with app.app_context():
+        from pdm_records.models import DeviceType
+
+        guide = db.session.query(DeviceType).filter(DeviceType.name.like("%guide%")).one()
+        guide_id = guide.id
+    source = tmp_path / "guide.yaml"
+    source.write_text("max_extents: [120, 80, 40]\nmin_wall_thickness: 2.5\n"
+                      "watertight_required: true\n")
+    imported = runner.invoke(args=["pdm", "envelope", "import", str(source), "--device-type-id",
+                                   str(guide_id), "--author", "quality@example.org"])
+    assert imported.exit_code == 0, imported.output
+    version_id = int(re.search(r"\(id (\d+)\)", imported.output).group(1))  # type: ignore[union-attr]
+    exported = runner.invoke(args=["pdm", "envelope", "export", str(version_id)])
+    assert exported.exit_code == 0
+    assert "draft" in exported.output.splitlines()[0]
+    assert yaml.safe_load(exported.output)["min_wall_thickness"] == 2.5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("min_wall_thickness: 3\nmax_wall_thickness: 1\n")
+    refused = runner.invoke(args=["pdm", "envelope", "import", str(bad), "--device-type-id",
+                                  str(guide_id), "--author", "quality@example.org"])
+    assert refused.exit_code == 2 and "min_wall_thickness" in refused.output
+    assert "Traceback" not in refused.output
