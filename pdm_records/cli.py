@@ -238,6 +238,52 @@ def envelope_export(version_id: int, fmt: str) -> None:
     click.echo(yaml.safe_dump(version.definition, sort_keys=True).rstrip())
 
 
+@pdm.command("worker")
+@click.option("--once", is_flag=True, help="Run the queued jobs, then exit.")
+@click.option("--poll-seconds", type=float, default=1.0, show_default=True)
+@click.option("--stale-after", type=int, default=900, show_default=True,
+              help="Seconds after which a running job whose worker vanished is re-queued.")
+def worker_command(once: bool, poll_seconds: float, stale_after: int) -> None:
+    """Run background jobs (design verification). Stops cleanly on SIGTERM or Ctrl-C."""
+    import signal
+    import socket
+    import time
+    from datetime import timedelta
+
+    from .services import jobs
+
+    problems = current_app.extensions.get("pdm_config_problems", [])
+    if problems and current_app.config["PDM_ENV"] == "production":
+        _fail("refusing to start on a broken configuration: " + "; ".join(problems))
+    store = current_app.extensions["pdm_store_factory"]()
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    click.echo(f"worker {name} started")
+    done = 0
+    try:
+        while not stopping:
+            if jobs.recover_stale(db.session, timeout=timedelta(seconds=stale_after)):
+                click.echo("re-queued or failed jobs of a vanished worker")
+            db.session.commit()
+            job = jobs.claim_next(db.session, name)
+            db.session.commit()
+            if job is None:
+                if once:
+                    break
+                time.sleep(poll_seconds)
+                continue
+            click.echo(f"job {job.id} ({job.kind}) started")
+            jobs.run(db.session, store, job)
+            db.session.commit()
+            done += 1
+            click.echo(f"job {job.id} {job.status.value}" + (f": {job.error}" if job.error
+                                                              else ""))
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"worker {name} stopped after {done} job(s)")
+
+
 @pdm.command("create-bucket")
 def create_bucket_command() -> None:
     """Create PDM_S3_BUCKET with Object Lock (and so versioning) enabled, then check it."""

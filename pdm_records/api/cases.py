@@ -161,16 +161,39 @@ def add_iteration(case_id: int) -> dict[str, Any]:
 
 @blp.route("/<int:case_id>/iterations/<int:number>/verify", methods=["POST"])
 @requires(Permission.MANAGE_DESIGN)
-@blp.response(201)
+@blp.response(202)
 def verify_iteration(case_id: int, number: int) -> dict[str, Any]:
-    """Verify a design iteration against the device type's approved envelope."""
-    from ..services.verification import report_summary, verify_iteration
+    """Queue verification of a design iteration against the approved envelope (a background
+    job run by ``pdm worker``); poll ``GET /api/v1/cases/{id}/jobs/{job_id}``."""
+    from ..services.verification import request_verification
 
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id, lock=True)
-    report = verify_iteration(db.session, get_store(), actor=actor, case=case, number=number)
+    job = request_verification(db.session, actor=actor, case=case, number=number)
     db.session.commit()
-    return report_summary(report)
+    return job_view(job)
+
+
+def job_view(job: Any) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "status": job.status.value,
+            "progress": job.progress, "error": job.error, "result": (job.result or {}) and {
+                k: v for k, v in job.result.items() if k != "traceback"},
+            "created_at": job.created_at.isoformat(), "attempts": job.attempts}
+
+
+@blp.route("/<int:case_id>/jobs/<int:job_id>", methods=["GET"])
+@requires(Permission.VIEW_CASES)
+def get_job(case_id: int, job_id: int) -> dict[str, Any]:
+    """A background job of the case (queued, running, succeeded, failed)."""
+    from ..models import Job
+
+    case = svc.get_case(db.session, require_actor(), case_id)
+    job = db.session.get(Job, job_id) if 0 < job_id < 2**31 else None
+    if job is None or job.case_id != case.id:
+        from ..errors import NotFound
+
+        raise NotFound("No such job on this case.")
+    return job_view(job)
 
 
 @blp.route("/<int:case_id>/submit", methods=["POST"])

@@ -18,6 +18,7 @@ from .cases import (
 from .catalogue import DeviceCategory, DeviceType, Site, SiteKind
 from .envelopes import EnvelopeStatus, EnvelopeVersion, VerificationReport
 from .files import FileState, StoredFile
+from .jobs import Job, JobStatus
 from .notifications import Notification
 from .signatures import Signature, SignatureMeaning
 from .users import ApiToken, RoleRow, User, roles_users
@@ -39,6 +40,8 @@ __all__ = [
     "EnvelopeStatus",
     "EnvelopeVersion",
     "FileState",
+    "Job",
+    "JobStatus",
     "Notification",
     "Patient",
     "RequestRevision",

@@ -90,6 +90,24 @@ def verify_iteration(
     return row
 
 
+def request_verification(session: DbSession, *, actor: User, case: Case, number: int) -> Any:
+    """Check what can be checked now, then queue the verification as a background job."""
+    from .jobs import enqueue
+
+    if Role.ENGINEER not in actor.role_names:
+        raise Forbidden("Only engineers run design verification.")
+    if case.status is not CaseStatus.IN_DESIGN:
+        raise Conflict(f"The case is {case.status.value.replace('_', ' ')}; design iterations "
+                       "are verified while the case is in design.")
+    if not any(i.number == number for i in case.iterations):
+        raise NotFound("No such design iteration on this case.")
+    if approved_version(session, case.device_type_id) is None:
+        raise Conflict(f"{case.device_type.name} has no approved design envelope; quality must "
+                       "approve one before designs can be verified.")
+    return enqueue(session, kind="verify_iteration", actor=actor, case_id=case.id,
+                   payload={"case_id": case.id, "number": number})
+
+
 def _store_report(store: ObjectStore, row: VerificationReport, body: bytes,
                   retain_until: datetime) -> None:
     with tempfile.NamedTemporaryFile(prefix="pdm-report-") as tmp:

@@ -126,7 +126,11 @@ def new(device_type_id: int) -> Response | str | tuple[str, int]:
 def detail(case_id: int) -> str:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id)
-    return render_template("cases/detail.html", case=case,
+    from ..services.jobs import jobs_of_case
+
+    jobs = jobs_of_case(db.session, case)
+    return render_template("cases/detail.html", case=case, jobs=jobs,
+                           refresh=any(j.status.value in ("queued", "running") for j in jobs),
                            view=case_detail(db.session, actor, case, get_store()), errors={})
 
 
@@ -215,19 +219,14 @@ def upload_iteration(case_id: int) -> Response:
 @bp.route("/<int:case_id>/iterations/<int:number>/verify", methods=["POST"])
 @requires(Permission.MANAGE_DESIGN)
 def verify(case_id: int, number: int) -> Response:
-    from ..services.verification import verify_iteration
+    from ..services.verification import request_verification
 
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id, lock=True)
-    try:
-        report = verify_iteration(db.session, get_store(), actor=actor, case=case, number=number)
-        db.session.commit()
-    except DomainError as exc:
-        if exc.status in (403, 404, 409):
-            raise
-        return _back_to_case(case_id, exc)
-    flash(f"Design iteration #{number} {'passed' if report.passed else 'FAILED'} its envelope.",
-          "success" if report.passed else "error")
+    request_verification(db.session, actor=actor, case=case, number=number)
+    db.session.commit()
+    flash(f"Verification of design iteration #{number} is queued; this page refreshes until "
+          "it is done.", "success")
     return _back_to_case(case_id)
 
 

@@ -89,6 +89,26 @@ def _case_in_design(app: Flask, accounts: Accounts, catalogue: dict[str, int],
     return {"id": case["id"], "clinician": clinician, "engineer": engineer}
 
 
+def verify(app: Flask, case: dict[str, Any], number: int = 1) -> dict[str, Any]:
+    """Queue verification, let one worker pass run it, return the job as the API shows it."""
+    client = app.test_client()
+    queued = client.post(f"/api/v1/cases/{case['id']}/iterations/{number}/verify",
+                         headers=bearer(case["engineer"]))
+    assert queued.status_code == 202, queued.get_json()
+    job = queued.get_json()
+    assert job["status"] == "queued"
+    ran = app.test_cli_runner().invoke(args=["pdm", "worker", "--once"])
+    assert ran.exit_code == 0, ran.output
+    assert f"job {job['id']} succeeded" in ran.output, ran.output
+    done = client.get(f"/api/v1/cases/{case['id']}/jobs/{job['id']}",
+                      headers=bearer(case["engineer"])).get_json()
+    assert done["status"] == "succeeded"
+    detail = client.get(f"/api/v1/cases/{case['id']}", headers=bearer(case["engineer"]))
+    report = detail.get_json()["design_iterations"][number - 1]["verification"]
+    assert report is not None and report["id"] == done["result"]["report_id"]
+    return report  # type: ignore[no-any-return]
+
+
 def _hollow_box(outer: float = 40.0, wall: float = 2.0) -> bytes:
     import numpy as np
 
@@ -108,10 +128,7 @@ def test_a_passing_design_goes_all_the_way_to_delivery(
     early = client.post(f"/api/v1/cases/{case['id']}/transitions", headers=bearer(
         case["engineer"]), json={"to": "verified", "password": PASSWORD})
     assert early.status_code == 409  # not verified yet
-    report = client.post(f"/api/v1/cases/{case['id']}/iterations/1/verify",
-                         headers=bearer(case["engineer"]))
-    assert report.status_code == 201, report.get_json()
-    body = report.get_json()
+    body = verify(app, case)
     assert body["passed"] is True
     names = [c["name"] for c in body["checks"]]
     assert "min_wall_thickness" in names and "max_diameter" in names
@@ -164,8 +181,7 @@ def test_a_failing_design_cannot_be_verified_or_released(
     _envelope(app, accounts, catalogue["implant"], {**HOLLOW_LIMITS, "min_wall_thickness": 3.0})
     case = _case_in_design(app, accounts, catalogue, _hollow_box(wall=2.0))
     client = app.test_client()
-    report = client.post(f"/api/v1/cases/{case['id']}/iterations/1/verify",
-                         headers=bearer(case["engineer"])).get_json()
+    report = verify(app, case)
     assert report["passed"] is False
     failing = next(c for c in report["checks"] if c["name"] == "min_wall_thickness")
     assert failing["passed"] is False and failing["margin"] < 0

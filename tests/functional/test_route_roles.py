@@ -79,6 +79,7 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("api_cases.submit", "POST"): frozenset({CLIN}),
     ("api_cases.add_iteration", "POST"): frozenset({ENG}),
     ("api_cases.verify_iteration", "POST"): frozenset({ENG}),
+    ("api_cases.get_job", "GET"): CASE_ROLES,
     ("api_envelopes.list_envelopes", "GET"): CASE_ROLES,
     ("api_envelopes.create_envelope", "POST"): frozenset({QUAL}),
     ("api_envelopes.update_envelope", "PATCH"): frozenset({QUAL}),
@@ -92,7 +93,8 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
 
 SAMPLE_ARGS = {"filename": "css/app.css", "token_id": "999999", "user_id": "999999",
                "case_id": "999999", "attachment_id": "999999", "device_type_id": "999999",
-               "number": "999999", "version_id": "999999"}
+               "number": "999999", "version_id": "999999",
+               "job_id": "999999"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
