@@ -136,6 +136,11 @@ def test_a_passing_design_goes_all_the_way_to_delivery(
     assert abs(thickness["measured"] - 2.0) < 0.05 and thickness["margin"] > 0
     margins = [c["margin_pct"] for c in body["checks"] if c["margin_pct"] is not None]
     assert margins == sorted(margins)  # closest to their limits first
+    browser = app.test_client()
+    accounts.login(browser, "engineer")
+    page = browser.get(f"/cases/{case['id']}").get_data(as_text=True)
+    assert "Verification of iteration #1: passed" in page
+    assert "<td>min wall thickness</td><td>2</td><td>1</td><td>1</td>" in page  # rounded
     steps = [("verified", "engineer"), ("awaiting_approval", "engineer"),
              ("approved", "clinician")]
     for target, who in steps:
