@@ -527,6 +527,7 @@ def _sign_request(
     data = {**revision.content, "device_type_id": case.device_type_id,
             "institution_id": case.institution_id, "patient_code": case.patient.code}
     load_request(session, data, pattern=pattern, partial=False)
+    _check_parameter_ranges(session, case, revision.content)
     check_password(actor, password)  # before anything is extended in the store
     record = revision_record(case, revision)
     retain_until = _retain_until(case, now)
@@ -545,6 +546,32 @@ def _sign_request(
             previous.status = RevisionStatus.SUPERSEDED
     session.flush()
     return signature
+
+
+def _check_parameter_ranges(session: DbSession, case: Case, content: dict[str, Any]) -> None:
+    """Requested or prescribed parameter values must lie in the approved envelope's ranges
+    (FDA AM guidance §V.B: the patient-matched design stays inside the validated envelope)."""
+    from .envelopes import approved_version
+
+    envelope = approved_version(session, case.device_type_id)
+    if envelope is None:
+        return
+    ranges = envelope.definition.get("parameters") or {}
+    errors: dict[str, list[str]] = {}
+    for field in ("requested_parameters", "design_parameters"):
+        for name, value in (content.get(field) or {}).items():
+            spec = ranges.get(name)
+            if spec is None:
+                continue
+            low, high = spec.get("min"), spec.get("max")
+            if (low is not None and value < low) or (high is not None and value > high):
+                unit = f" {spec.get('unit')}" if spec.get("unit") else ""
+                errors[f"{field}.{name}"] = [
+                    f"{value}{unit} is outside the approved envelope (version "
+                    f"{envelope.version}): {low}–{high}{unit}."]
+    if errors:
+        raise ValidationError("Requested values lie outside the validated design envelope.",
+                              errors)
 
 
 def _history(

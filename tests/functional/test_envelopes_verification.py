@@ -205,3 +205,17 @@ def test_verification_needs_an_approved_envelope(
                                       headers=bearer(case["engineer"]))
     assert response.status_code == 409
     assert "no approved design envelope" in response.get_json()["message"]
+
+
+def test_requested_values_outside_the_envelope_are_refused_at_submission(
+        app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    _envelope(app, accounts, catalogue["implant"], HOLLOW_LIMITS)  # wall_thickness 1–10 mm
+    clinician = accounts.token("clinician")
+    payload = {**common(catalogue, "implant"), **PATIENT_MATCHED,
+               "requested_parameters": {"wall_thickness": 12.0}}
+    case = create(app, clinician, payload)
+    response = app.test_client().post(f"/api/v1/cases/{case['id']}/submit",
+                                      json={"password": PASSWORD}, headers=bearer(clinician))
+    assert response.status_code == 422
+    message = response.get_json()["field_errors"]["requested_parameters.wall_thickness"][0]
+    assert "outside the approved envelope" in message and "1.0–10.0 mm" in message
