@@ -66,7 +66,7 @@ def create_envelope(data: dict[str, Any]) -> dict[str, Any]:
 def update_envelope(data: dict[str, Any], version_id: int) -> dict[str, Any]:
     """Change a draft (409 once approved)."""
     version = svc.update_draft(db.session, actor=require_actor(),
-                               version=svc.get_version(db.session, version_id),
+                               version=svc.get_version(db.session, version_id, lock=True),
                                definition=data["definition"])
     db.session.commit()
     return _dump(version)
@@ -78,7 +78,7 @@ def update_envelope(data: dict[str, Any], version_id: int) -> dict[str, Any]:
 def approve_envelope(data: dict[str, Any], version_id: int) -> dict[str, Any]:
     """Approve with your signature (not the author); supersedes the previous version."""
     version = svc.approve(db.session, get_store(), actor=require_actor(),
-                          version=svc.get_version(db.session, version_id),
+                          version=svc.get_version(db.session, version_id, lock=True),
                           password=data["password"])
     db.session.commit()
     return _dump(version)

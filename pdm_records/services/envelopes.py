@@ -40,6 +40,36 @@ def parse_definition(definition: Any) -> dict[str, Any]:
                               {f"definition.{exc.field}": [str(exc)]}) from exc
 
 
+def _checked(device_type: DeviceType, definition: Any) -> dict[str, Any]:
+    canonical = parse_definition(definition)
+    known = {p["name"] for p in device_type.parameters}
+    unknown = sorted(set(canonical.get("parameters", {})) - known)
+    if unknown:
+        raise ValidationError("The envelope names unknown parameters.", {
+            "definition.parameters": [f"Unknown for {device_type.name}: {', '.join(unknown)}."]})
+    return canonical
+
+
+def approved_definition(session: DbSession, version: EnvelopeVersion) -> dict[str, Any]:
+    """The definition as it was signed at approval, checked against its hashes.
+
+    Raises :class:`Conflict` (and the caller should not proceed) when the stored definition
+    differs from what was approved: an approved envelope that changed is not to be used.
+    """
+    from ..canonical import canonical_sha256
+    from ..models import Signature
+
+    signature = session.get(Signature, version.signature_id) if version.signature_id else None
+    if (signature is None or version.content_sha256 is None
+            or canonical_sha256(signature.signed_record) != signature.content_sha256
+            or signature.content_sha256 != version.content_sha256
+            or signature.signed_record.get("definition") != version.definition):
+        raise Conflict(f"Envelope version {version.version} does not match what was approved; "
+                       "it cannot be used. Quality must investigate (see the audit trail).")
+    definition: dict[str, Any] = signature.signed_record["definition"]
+    return definition
+
+
 def _require_quality(actor: User) -> None:
     if Role.QUALITY not in actor.role_names:
         raise Forbidden("Only quality staff draft and approve design envelopes.")
@@ -53,12 +83,10 @@ def create_draft(
         else None
     if device_type is None:
         raise ValidationError("Choose a device type.", {"device_type_id": ["No such device type."]})
-    canonical = parse_definition(definition)
-    known = {p["name"] for p in device_type.parameters}
-    unknown = sorted(set(canonical.get("parameters", {})) - known)
-    if unknown:
-        raise ValidationError("The envelope names unknown parameters.", {
-            "definition.parameters": [f"Unknown for {device_type.name}: {', '.join(unknown)}."]})
+    canonical = _checked(device_type, definition)
+    # Lock the device type row so two drafts do not race for the same version number.
+    session.scalar(sa.select(DeviceType).where(DeviceType.id == device_type.id)
+                   .with_for_update())
     last = session.scalar(sa.select(sa.func.max(EnvelopeVersion.version)).where(
         EnvelopeVersion.device_type_id == device_type.id)) or 0
     version = EnvelopeVersion(device_type_id=device_type.id, version=last + 1,
@@ -75,12 +103,18 @@ def create_draft(
 
 def update_draft(session: DbSession, *, actor: User, version: EnvelopeVersion,
                  definition: Any) -> EnvelopeVersion:
+    """Change a draft. Only its author may: the approver must be someone who wrote none of it."""
     _require_quality(actor)
     if version.status is not EnvelopeStatus.DRAFT:
         raise Conflict(f"Envelope version {version.version} is {version.status.value}; an "
                        "approved envelope cannot be edited. Draft a new version instead.")
+    if version.author_id != actor.id:
+        raise Forbidden("Only the author edits a draft envelope; draft your own version "
+                        "instead (the approver must not have written any of it).")
+    device_type = session.get(DeviceType, version.device_type_id)
+    assert device_type is not None
     before = version.definition
-    version.definition = parse_definition(definition)
+    version.definition = _checked(device_type, definition)
     session.flush()
     record_event(session, actor=actor, action="envelope.draft_saved",
                  target_type="envelope_version", target_id=version.id,
@@ -143,8 +177,11 @@ def approved_version(session: DbSession, device_type_id: int) -> EnvelopeVersion
         EnvelopeVersion.status == EnvelopeStatus.APPROVED))
 
 
-def get_version(session: DbSession, version_id: int) -> EnvelopeVersion:
-    version = session.get(EnvelopeVersion, version_id) if 0 < version_id < 2**31 else None
+def get_version(session: DbSession, version_id: int, *, lock: bool = False) -> EnvelopeVersion:
+    version = None
+    if 0 < version_id < 2**31:
+        query = sa.select(EnvelopeVersion).where(EnvelopeVersion.id == version_id)
+        version = session.scalar(query.with_for_update() if lock else query)
     if version is None:
         raise NotFound("No such envelope version.")
     return version

@@ -127,7 +127,9 @@ def _verify_iteration(session: DbSession, store: ObjectStore, job: Job,
                       actor: User) -> dict[str, Any]:
     from .verification import verify_iteration
 
-    case = session.get(Case, job.payload["case_id"])
+    # Lock the case: a workflow step cannot slip in between the status check and the report.
+    case = session.scalar(sa.select(Case).where(Case.id == job.payload["case_id"])
+                          .with_for_update())
     if case is None:
         raise DomainError("the case no longer exists")
     job.progress = "measuring the mesh and evaluating the envelope"

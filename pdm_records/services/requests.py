@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from marshmallow import ValidationError as SchemaError
 
 from ..attachments import AttachmentRefused, ZipLimits, inspect_attachment
+from ..canonical import canonical_sha256
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from ..models import (
@@ -404,7 +405,7 @@ def current_parts(session: DbSession, case: Case, signature: Signature) -> dict[
             "request_sha256": revision.content_sha256 if revision else None,
             "design_iteration": [iteration.id, iteration.file.sha256] if iteration
             else [None, None],
-            "verification_report": [report.id, report.report_sha256] if report
+            "verification_report": [report.id, canonical_sha256(report.report)] if report
             else [None, None]}
 
 

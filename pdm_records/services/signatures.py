@@ -21,7 +21,7 @@ from ..canonical import canonical_json, canonical_sha256, sha256_hex
 from ..clock import utcnow
 from ..errors import ServiceUnavailable, ValidationError
 from ..models import Signature, SignatureMeaning, User
-from ..storage import ObjectStore, StorageError
+from ..storage import ObjectStore, StorageError, StorageUnavailable
 from . import DbSession
 from .audit import record_event
 
@@ -104,7 +104,7 @@ def sign(
             info = store.put(signature.record_key, Path(tmp.name), sha256=sha256_hex(body),
                              size=len(body), media_type="application/json",
                              retain_until=retain_until)
-        except StorageError as exc:
+        except StorageUnavailable as exc:
             raise ServiceUnavailable(
                 "The record store is unavailable; nothing was signed. Try again later.") from exc
     signature.record_version_id = info.version_id

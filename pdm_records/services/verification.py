@@ -24,10 +24,10 @@ from ..geometry.report import check_mesh_bytes
 from ..models import Case, CaseStatus, DesignIteration, RevisionStatus, User, VerificationReport
 from ..permissions import Role
 from ..retention import retention_floor
-from ..storage import ObjectStore, StorageError
+from ..storage import ObjectStore, StorageError, StorageUnavailable
 from . import DbSession
 from .audit import record_event
-from .envelopes import approved_version
+from .envelopes import approved_definition, approved_version
 
 
 def verify_iteration(
@@ -56,7 +56,8 @@ def verify_iteration(
     requested = (signed[-1].content.get("requested_parameters") if signed else None) or None
     file_type = stored.original_name.rsplit(".", 1)[-1].lower()
     try:
-        report = check_mesh_bytes(data, file_type, iteration.units, envelope.definition,
+        report = check_mesh_bytes(data, file_type, iteration.units,
+                                  approved_definition(session, envelope),
                                   requested_parameters=requested)
     except MeshError as exc:
         raise ValidationError(f"The design cannot be verified: {exc.message}.",
@@ -75,11 +76,12 @@ def verify_iteration(
         case_id=case.id, iteration_id=iteration.id, envelope_version_id=envelope.id,
         envelope_sha256=envelope.content_sha256, mesh_sha256=stored.sha256, passed=passed,
         report=report, report_sha256=sha256_hex(body), created_by_id=actor.id,
-        created_at=now,
-        record_key=f"records/{case.number}/verification-{iteration.number}-"
-                   f"{sha256_hex(body)[:16]}.json")
+        created_at=now, record_key="")
     session.add(row)
     session.flush()
+    # The row id keeps the key unique when the same iteration is verified again.
+    row.record_key = (f"records/{case.number}/verification-{iteration.number}-{row.id}-"
+                      f"{row.report_sha256[:16]}.json")
     record_event(session, actor=actor, action="design_iteration.verified",
                  target_type="verification_report", target_id=row.id, case_id=case.id,
                  after={"iteration": iteration.number, "passed": passed,
@@ -117,7 +119,7 @@ def _store_report(store: ObjectStore, row: VerificationReport, body: bytes,
             info = store.put(row.record_key, Path(tmp.name), sha256=row.report_sha256,
                              size=len(body), media_type="application/json",
                              retain_until=retain_until)
-        except StorageError as exc:
+        except StorageUnavailable as exc:
             raise ServiceUnavailable("The record store is unavailable; the verification was "
                                      "not recorded. Try again later.") from exc
     row.record_version_id = info.version_id
@@ -129,12 +131,22 @@ def latest_report(session: DbSession, iteration: DesignIteration) -> Verificatio
         VerificationReport.id.desc()).limit(1))
 
 
+def report_intact(report: VerificationReport) -> bool:
+    """The stored report still hashes to its recorded digest and agrees with its flag."""
+    evaluation = report.report.get("evaluation") or {}
+    return (canonical_sha256(report.report) == report.report_sha256
+            and bool(evaluation.get("passed")) == report.passed)
+
+
 def latest_iteration_passed(session: DbSession, case: Case) -> bool | None:
-    """True/False for the latest iteration's latest report; None when it has none."""
+    """True/False for the latest iteration's latest report; None when it has none.
+    A report that no longer matches its digest never counts as passed."""
     if not case.iterations:
         return None
     report = latest_report(session, case.iterations[-1])
-    return None if report is None else report.passed
+    if report is None:
+        return None
+    return report.passed and report_intact(report)
 
 
 def report_summary(report: VerificationReport) -> dict[str, Any]:

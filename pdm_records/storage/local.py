@@ -89,6 +89,13 @@ class LocalWriteOnceStore(ObjectStore):
         return data, meta, meta_path
 
     def _write_meta(self, meta_path: Path, meta: dict[str, Any]) -> None:
+        try:
+            self._write_meta_file(meta_path, meta)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write object metadata {meta_path.name}: {exc}") \
+                from exc
+
+    def _write_meta_file(self, meta_path: Path, meta: dict[str, Any]) -> None:
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=meta_path.parent, prefix=".meta-")
         try:
@@ -154,7 +161,7 @@ class LocalWriteOnceStore(ObjectStore):
                 "legal_hold": legal_hold,
             }
             try:
-                self._write_meta(meta_path, meta)
+                self._write_meta_file(meta_path, meta)
             except OSError:
                 # The object never became visible: take the data file back so the key stays free.
                 with contextlib.suppress(OSError):
@@ -196,12 +203,16 @@ class LocalWriteOnceStore(ObjectStore):
 
     def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
         data, meta, _ = self._load_meta(key, version_id)
-        if not data.exists():
-            raise ObjectNotFound(f"content of {key!r} is missing")
+        try:
+            size = data.stat().st_size
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"content of {key!r} is missing") from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read object {key!r}: {exc}") from exc
         return ObjectInfo(
             key=key,
             version_id=meta.get("version_id"),
-            size=data.stat().st_size,
+            size=size,
             sha256=meta.get("sha256"),
             retain_until=_parse_time(meta["retain_until"]),
             legal_hold=bool(meta.get("legal_hold")),

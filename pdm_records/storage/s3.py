@@ -650,7 +650,9 @@ class S3ObjectLockStore(ObjectStore):
         current_until = current.get("RetainUntilDate")
         if current_until is not None:
             current_until = _aware(current_until)
-            if _aware(retain_until) < current_until:
+            # Compare at the server's whole-second precision: extending to the same deadline
+            # that put() rounded up is not a shortening.
+            if new < current_until:
                 raise RetentionViolation(
                     f"retention of {key!r} can only be extended: it is kept until "
                     f"{utc_iso(current_until)}, {utc_iso(retain_until)} is earlier"

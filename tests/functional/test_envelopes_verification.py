@@ -173,7 +173,7 @@ def test_a_passing_design_goes_all_the_way_to_delivery(
 
         row = db.session.get(VerificationReport, bound["id"])
         assert row is not None
-        row.report_sha256 = "f" * 64
+        row.report = {**row.report, "measurements": {}}  # the report's content is altered
         db.session.flush()
         case_row = db.session.get(Case, case["id"])
         assert case_row is not None
@@ -219,3 +219,75 @@ def test_requested_values_outside_the_envelope_are_refused_at_submission(
     assert response.status_code == 422
     message = response.get_json()["field_errors"]["requested_parameters.wall_thickness"][0]
     assert "outside the approved envelope" in message and "1.0–10.0 mm" in message
+
+
+
+def test_envelope_control(app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    """Only the author edits a draft; the approver wrote none of it; a wrong password signs
+    nothing; approved versions cannot be approved again; unknown parameters are refused."""
+    from pdm_records.models import Signature
+
+    client = app.test_client()
+    author, other = accounts.token("quality"), _second_quality(app, accounts)
+    draft = client.post("/api/v1/envelopes", headers=bearer(author), json={
+        "device_type_id": catalogue["implant"], "definition": HOLLOW_LIMITS}).get_json()
+    edited = client.patch(f"/api/v1/envelopes/{draft['id']}", headers=bearer(other),
+                          json={"definition": {"max_diameter": 999.0}})
+    assert edited.status_code == 403 and "Only the author" in edited.get_json()["message"]
+    unknown = client.patch(f"/api/v1/envelopes/{draft['id']}", headers=bearer(author), json={
+        "definition": {"parameters": {"bogus": {"unit": "mm", "min": 1, "max": 2}}}})
+    assert unknown.status_code == 422
+    with app.app_context():
+        signatures_before = db.session.query(Signature).count()
+    wrong = client.post(f"/api/v1/envelopes/{draft['id']}/approve", headers=bearer(other),
+                        json={"password": "not the password"})
+    assert wrong.status_code == 422
+    with app.app_context():
+        assert db.session.query(Signature).count() == signatures_before
+    assert client.post(f"/api/v1/envelopes/{draft['id']}/approve", headers=bearer(other),
+                       json={"password": PASSWORD}).status_code == 200
+    again = client.post(f"/api/v1/envelopes/{draft['id']}/approve", headers=bearer(other),
+                        json={"password": PASSWORD})
+    assert again.status_code == 409
+    engineer = client.post("/api/v1/envelopes", headers=bearer(accounts.token("engineer")),
+                           json={"device_type_id": catalogue["implant"], "definition": {}})
+    assert engineer.status_code == 403
+
+
+def test_a_tampered_envelope_or_report_is_not_trusted(
+        app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    from pdm_records.models import EnvelopeVersion, VerificationReport
+
+    approved = _envelope(app, accounts, catalogue["implant"],
+                         {**HOLLOW_LIMITS, "min_wall_thickness": 3.0})
+    case = _case_in_design(app, accounts, catalogue, _hollow_box(wall=2.0))
+    failing = verify(app, case)  # 2 mm wall against a 3 mm minimum
+    assert failing["passed"] is False
+    with app.app_context():
+        report = db.session.get(VerificationReport, failing["id"])
+        assert report is not None
+        report.passed = True  # flip the flag without the content
+        db.session.commit()
+    client = app.test_client()
+    refused = client.post(f"/api/v1/cases/{case['id']}/transitions",
+                          headers=bearer(case["engineer"]),
+                          json={"to": "verified", "password": PASSWORD})
+    assert refused.status_code == 409
+    with app.app_context():
+        version = db.session.get(EnvelopeVersion, approved["id"])
+        assert version is not None
+        version.definition = {**version.definition, "min_wall_thickness": 0.5}
+        db.session.commit()
+    queued = client.post(f"/api/v1/cases/{case['id']}/iterations/1/verify",
+                         headers=bearer(case["engineer"])).get_json()
+    ran = app.test_cli_runner().invoke(args=["pdm", "worker", "--once"])
+    assert f"job {queued['id']} failed" in ran.output
+    assert "does not match what was approved" in ran.output
+
+
+def test_the_same_iteration_can_be_verified_again(
+        app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    _envelope(app, accounts, catalogue["implant"], HOLLOW_LIMITS)
+    case = _case_in_design(app, accounts, catalogue, _hollow_box())
+    first, second = verify(app, case), verify(app, case)
+    assert first["id"] != second["id"] and first["report_sha256"] == second["report_sha256"]

@@ -475,3 +475,19 @@ def test_create_bucket_command_and_doctor_on_s3(s3_endpoint: str, tmp_path: Path
     assert "Object Lock and versioning enabled" in created.output
     doctor = runner.invoke(args=["pdm", "doctor"])
     assert "[ok  ] object store: s3 backend ready" in doctor.output, doctor.output
+
+
+def test_extending_to_the_unrounded_deadline_put_was_given_is_accepted(
+    store: S3ObjectLockStore, sample: Any
+) -> None:
+    """put() rounds retain-until up to the server's whole seconds; asking again for the exact,
+    unrounded deadline (as the database holds it) is not a shortening."""
+    path, sha = sample(b"rounding")
+    requested = datetime.now(UTC).replace(microsecond=123456) + timedelta(seconds=300)
+    info = store.put("r/round.bin", path, sha256=sha, size=path.stat().st_size,
+                     media_type="application/octet-stream", retain_until=requested)
+    store.extend_retention("r/round.bin", version_id=info.version_id, retain_until=requested)
+    store.extend_retention("r/round.bin", version_id=info.version_id,
+                           retain_until=requested + timedelta(milliseconds=400))
+    head = store.head("r/round.bin", version_id=info.version_id)
+    assert head.retain_until is not None and head.retain_until >= requested
