@@ -182,18 +182,28 @@ def envelope_group() -> None:
 @click.option("--device-type-id", type=int, required=True)
 @click.option("--author", "author_email", required=True,
               help="E-mail of the quality user drafting it (another one approves it).")
+@click.option("--password", "author_password", required=True, envvar="PDM_AUTHOR_PASSWORD",
+              help="The author's password [env PDM_AUTHOR_PASSWORD]: drafting is done in their "
+                   "name, so it is checked like a signature.")
 @click.option("--notes", default="")
-def envelope_import(path: str, device_type_id: int, author_email: str, notes: str) -> None:
+def envelope_import(path: str, device_type_id: int, author_email: str, author_password: str,
+                    notes: str) -> None:
     """Draft a new envelope version from a YAML or JSON file (approve it in the UI or API)."""
     import json
 
     import yaml
 
     from .services import envelopes, users
+    from .services.signatures import check_password
 
     author = users.find_user_by_email(db.session, author_email)
     if author is None or not author.active:
         _fail(f"no active account {author_email!r}")
+        return
+    try:
+        check_password(author, author_password)
+    except DomainError:
+        _fail(f"the password of {author_email} is not correct; nothing was drafted")
         return
     text = Path(path).read_text(encoding="utf-8")
     try:

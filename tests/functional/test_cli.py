@@ -143,8 +143,13 @@ def test_envelope_import_and_export(app: Flask, tmp_path: Path) -> None:
     source = tmp_path / "guide.yaml"
     source.write_text("max_extents: [120, 80, 40]\nmin_wall_thickness: 2.5\n"
                       "watertight_required: true\n")
+    wrong = runner.invoke(args=["pdm", "envelope", "import", str(source), "--device-type-id",
+                                str(guide_id), "--author", "quality@example.org",
+                                "--password", "not it at all"])
+    assert wrong.exit_code == 2 and "nothing was drafted" in wrong.output
     imported = runner.invoke(args=["pdm", "envelope", "import", str(source), "--device-type-id",
-                                   str(guide_id), "--author", "quality@example.org"])
+                                   str(guide_id), "--author", "quality@example.org",
+                                   "--password", "demo passphrase 1"])
     assert imported.exit_code == 0, imported.output
     version_id = int(re.search(r"\(id (\d+)\)", imported.output).group(1))  # type: ignore[union-attr]
     exported = runner.invoke(args=["pdm", "envelope", "export", str(version_id)])
@@ -154,6 +159,7 @@ def test_envelope_import_and_export(app: Flask, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("min_wall_thickness: 3\nmax_wall_thickness: 1\n")
     refused = runner.invoke(args=["pdm", "envelope", "import", str(bad), "--device-type-id",
-                                  str(guide_id), "--author", "quality@example.org"])
+                                  str(guide_id), "--author", "quality@example.org",
+                                  "--password", "demo passphrase 1"])
     assert refused.exit_code == 2 and "min_wall_thickness" in refused.output
     assert "Traceback" not in refused.output
