@@ -129,7 +129,7 @@ def _verify_iteration(session: DbSession, store: ObjectStore, job: Job,
 
     # Lock the case: a workflow step cannot slip in between the status check and the report.
     case = session.scalar(sa.select(Case).where(Case.id == job.payload["case_id"])
-                          .with_for_update())
+                          .with_for_update(of=Case))
     if case is None:
         raise DomainError("the case no longer exists")
     job.progress = "measuring the mesh and evaluating the envelope"
