@@ -8,6 +8,7 @@ otherwise marked failed with the reason, so nothing stays "running" forever.
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,6 +22,8 @@ from ..models import Case, Job, JobStatus, User
 from ..storage import ObjectStore
 from . import DbSession
 from .audit import record_event
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[DbSession, ObjectStore, Job, User], dict[str, Any]]
 HANDLERS: dict[str, Handler] = {}
@@ -104,8 +107,10 @@ def run(session: DbSession, store: ObjectStore, job: Job) -> None:
         job.status, job.error = JobStatus.FAILED, exc.message
     except Exception as exc:  # a bug must not kill the worker; the job says what happened
         savepoint.rollback()
+        log.exception("job %s (%s) failed unexpectedly", job.id, job.kind)
         job.status = JobStatus.FAILED
-        job.error = f"{type(exc).__name__}: {exc}"
+        # Users see a plain reason; the details (which may name SQL or paths) stay internal.
+        job.error = f"unexpected {type(exc).__name__}; the details are in the worker log"
         job.result = {"traceback": traceback.format_exc()[-4000:]}
     if job.status is not JobStatus.QUEUED:
         job.finished_at = utcnow()
