@@ -189,10 +189,6 @@ def envelope_group() -> None:
 def envelope_import(path: str, device_type_id: int, author_email: str, author_password: str,
                     notes: str) -> None:
     """Draft a new envelope version from a YAML or JSON file (approve it in the UI or API)."""
-    import json
-
-    import yaml
-
     from .services import envelopes, users
     from .services.signatures import check_password
 
@@ -207,10 +203,9 @@ def envelope_import(path: str, device_type_id: int, author_email: str, author_pa
         return
     text = Path(path).read_text(encoding="utf-8")
     try:
-        definition = yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
-    except (yaml.YAMLError, ValueError) as exc:
-        _fail(f"{path} is not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'}: "
-              f"{exc}")
+        definition = envelopes.parse_document(text, envelopes.document_format(path))
+    except DomainError as exc:
+        _fail(f"{path}: {exc.message}")
         return
     try:
         version = envelopes.create_draft(db.session, actor=author, device_type_id=device_type_id,
@@ -229,10 +224,6 @@ def envelope_import(path: str, device_type_id: int, author_email: str, author_pa
               show_default=True)
 def envelope_export(version_id: int, fmt: str) -> None:
     """Print an envelope version's limits (with its status and content hash as comments)."""
-    import json
-
-    import yaml
-
     from .services import envelopes
 
     try:
@@ -240,12 +231,7 @@ def envelope_export(version_id: int, fmt: str) -> None:
     except DomainError as exc:
         _domain_error(exc)
         return
-    if fmt == "json":
-        click.echo(json.dumps(version.definition, indent=2, sort_keys=True))
-        return
-    click.echo(f"# envelope version {version.version} of device type {version.device_type_id}: "
-               f"{version.status.value}; content sha256 {version.content_sha256 or '-'}")
-    click.echo(yaml.safe_dump(version.definition, sort_keys=True).rstrip())
+    click.echo(envelopes.export_document(version, fmt), nl=False)
 
 
 @pdm.command("worker")

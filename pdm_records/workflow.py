@@ -75,6 +75,9 @@ class ActorFacts:
     is_prescriber: bool
     verified_by_actor: bool = False  # this actor signed the case's "verified" signature
     latest_iteration_passed: bool | None = None  # None: no verified iteration exists
+    # Custom-made and adaptable devices: prescribed characteristics of the latest iteration
+    # that the engineer has not confirmed as met yet (labels).
+    unconfirmed_characteristics: tuple[str, ...] = ()
 
 
 class TransitionRefused(Exception):
@@ -128,6 +131,11 @@ def _check_rules(transition: Transition, facts: ActorFacts) -> None:
         raise TransitionRefused(
             "The latest design iteration has not passed verification against its envelope; "
             "it cannot be signed as verified.")
+    if transition.target is S.VERIFIED and facts.unconfirmed_characteristics:
+        raise TransitionRefused(
+            "Confirm, item by item, that the latest design iteration meets each prescribed "
+            "characteristic before signing it as verified. Not confirmed yet: "
+            + ", ".join(facts.unconfirmed_characteristics) + ".")
     if transition.target is S.RELEASED and facts.verified_by_actor:
         raise TransitionRefused(
             "You signed this design as verified; another quality user must release it "

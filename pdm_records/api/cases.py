@@ -17,7 +17,13 @@ from ..extensions import db
 from ..models import Case, CaseStatus
 from ..permissions import Permission
 from ..schemas import PageQuerySchema
-from ..schemas.requests import CaseSummarySchema, CommentSchema, SubmitSchema, TransitionSchema
+from ..schemas.requests import (
+    CaseSummarySchema,
+    CharacteristicConfirmationSchema,
+    CommentSchema,
+    SubmitSchema,
+    TransitionSchema,
+)
 from ..services import requests as svc
 from ..services.case_views import attachment_download, case_detail
 from .pages import page_of
@@ -172,6 +178,23 @@ def verify_iteration(case_id: int, number: int) -> dict[str, Any]:
     job = request_verification(db.session, actor=actor, case=case, number=number)
     db.session.commit()
     return job_view(job)
+
+
+@blp.route("/<int:case_id>/iterations/<int:number>/confirmations", methods=["POST"])
+@requires(Permission.MANAGE_DESIGN)
+@blp.arguments(CharacteristicConfirmationSchema)
+@blp.response(201)
+def confirm_characteristics(data: dict[str, Any], case_id: int, number: int) -> dict[str, Any]:
+    """Custom-made and adaptable devices: confirm, item by item, that the latest design
+    iteration meets each prescribed characteristic (``{"items": [{"item", "met", "note"}]}``;
+    ``item`` as listed in ``characteristic_confirmations.items``). Needed before *verified*."""
+    from ..services.confirmations import confirm
+
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    confirm(db.session, actor=actor, case=case, number=number, items=data["items"])
+    db.session.commit()
+    return case_detail(db.session, actor, case, get_store())
 
 
 def job_view(job: Any) -> dict[str, Any]:

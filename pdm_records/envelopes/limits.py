@@ -188,6 +188,62 @@ class EnvelopeLimits:
         return None
 
 
+def find_problems(data: Any, limit: int = 100) -> list[EnvelopeError]:
+    """Every problem of an envelope document, not only the first one (for forms that mark each
+    field). Re-runs :meth:`EnvelopeLimits.from_dict` without each offending key in turn, so the
+    rules stay in one place."""
+    if not isinstance(data, dict):
+        return _first_problem(data)
+    work: dict[str, Any] = {k: (dict(v) if k == "parameters" and isinstance(v, dict) else v)
+                            for k, v in data.items()}
+    if isinstance(work.get("parameters"), dict):
+        work["parameters"] = {n: (dict(v) if isinstance(v, dict) else v)
+                              for n, v in work["parameters"].items()}
+    found: list[EnvelopeError] = []
+    for _ in range(limit):
+        problems = _first_problem(work)
+        if not problems:
+            break
+        problem = problems[0]
+        found.append(problem)
+        if not _drop(work, problem.field):
+            break
+    return found
+
+
+def _first_problem(data: Any) -> list[EnvelopeError]:
+    try:
+        EnvelopeLimits.from_dict(data)
+    except EnvelopeError as exc:
+        return [exc]
+    return []
+
+
+def _drop(data: dict[str, Any], path: str) -> bool:
+    """Remove the key a problem names (``a``, ``a[0]``, ``parameters.x``, ``parameters.x.min``)."""
+    top = path.split("[", 1)[0].split(".", 1)[0]
+    if top != "parameters" or "." not in path:
+        return data.pop(top, _MISSING) is not _MISSING
+    params = data.get("parameters")
+    _, name_and_key = path.split(".", 1)
+    if not isinstance(params, dict):
+        return data.pop("parameters", _MISSING) is not _MISSING
+    for name in sorted(params, key=len, reverse=True):  # names may contain dots
+        if name_and_key == name:
+            return params.pop(name, _MISSING) is not _MISSING
+        if name_and_key.startswith(f"{name}."):
+            spec = params[name]
+            key = name_and_key[len(name) + 1:]
+            if key in ("min", "max") and isinstance(spec, dict) and key in spec:
+                spec.pop(key)
+                return True
+            return params.pop(name, _MISSING) is not _MISSING
+    return data.pop("parameters", _MISSING) is not _MISSING
+
+
+_MISSING = object()
+
+
 def _parse_parameters(raw: Any) -> tuple[ParameterSpec, ...]:
     if not isinstance(raw, dict):
         raise EnvelopeError("parameters", "must be a mapping {name: {unit, min, max, "

@@ -203,3 +203,28 @@ class Comment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     author: Mapped[User] = relationship(lazy="joined")
+
+
+class CharacteristicConfirmation(Base):
+    """The engineer's confirmation that one prescribed characteristic is met by one design
+    iteration (custom-made and adaptable devices; MDR Annex XIII §1, MDCG 2021-3 Q6: the
+    prescriber states the design characteristics). Rows are written once and never changed; a
+    new design iteration needs its own confirmations."""
+
+    __tablename__ = "characteristic_confirmation"
+    __table_args__ = (sa.UniqueConstraint("iteration_id", "item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("case.id"), index=True)
+    iteration_id: Mapped[int] = mapped_column(sa.ForeignKey("design_iteration.id"), index=True)
+    revision_id: Mapped[int] = mapped_column(sa.ForeignKey("request_revision.id"))
+    # The item's key in the request (``design_parameters.plate_thickness``, ``material``…) and
+    # the prescribed value as it stood in the signed revision.
+    item: Mapped[str] = mapped_column(sa.String(200))
+    prescribed: Mapped[Any] = mapped_column(JSONType)
+    met: Mapped[bool]
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    confirmed_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    confirmed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    confirmed_by: Mapped[User] = relationship(lazy="joined")

@@ -142,6 +142,22 @@ class CommentSchema(Schema):
     body = Text(required=True, validate=validate.Length(min=1, max=5000), multiline=True)
 
 
+class ConfirmedItemSchema(Schema):
+    item = Text(required=True, validate=validate.Length(min=1, max=200))
+    met = RequiredBool(required=True)
+    note = Text(load_default="", validate=validate.Length(max=2000), multiline=True)
+
+
+class CharacteristicConfirmationSchema(Schema):
+    """The engineer confirms, item by item, that a design iteration meets each prescribed
+    characteristic (custom-made and adaptable devices; MDR Annex XIII §1)."""
+
+    items = fields.List(fields.Nested(ConfirmedItemSchema), required=True,
+                        validate=validate.Length(min=1, max=200,
+                                                 error="Confirm at least one characteristic."),
+                        error_messages=REQUIRED)
+
+
 class CaseSummarySchema(Schema):
     id = fields.Integer()
     number = fields.String()

@@ -12,6 +12,7 @@ from ..models import Attachment, Case, CaseStatus, Signature, User
 from ..storage import ObjectStore
 from ..workflow import allowed_from
 from . import DbSession
+from .confirmations import confirmation_required, confirmation_view
 from .requests import current_parts, facts_for, signed_parts
 from .signatures import verify_signature
 
@@ -100,6 +101,9 @@ def case_detail(
         } for i in case.iterations],
         "comments": [{"id": c.id, "author": c.author.printed_name, "body": c.body,
                       "created_at": c.created_at.isoformat()} for c in case.comments],
+        "characteristic_confirmations": confirmation_view(session, case),
+        "can_confirm": case.status is CaseStatus.IN_DESIGN and bool(case.iterations)
+        and "engineer" in actor.role_names and confirmation_required(case),
         "allowed_actions": actions,
         "editable": case.status in (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
         and case.prescriber_id == actor.id,

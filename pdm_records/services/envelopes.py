@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..clock import utcnow
-from ..envelopes import EnvelopeError, EnvelopeLimits
+from ..envelopes import EnvelopeError, EnvelopeLimits, find_problems
 from ..errors import Conflict, Forbidden, NotFound, ValidationError
 from ..models import (
     DeviceType,
@@ -32,12 +32,53 @@ from .signatures import sign
 
 
 def parse_definition(definition: Any) -> dict[str, Any]:
-    """Validate an envelope document; return its canonical form (or a field-named 422)."""
+    """Validate an envelope document; return its canonical form (or a 422 naming every bad
+    field, the first one in the message)."""
     try:
         return EnvelopeLimits.from_dict(definition).to_dict()
     except EnvelopeError as exc:
-        raise ValidationError(f"The envelope is not valid: {exc}",
-                              {f"definition.{exc.field}": [str(exc)]}) from exc
+        field_errors: dict[str, list[str]] = {}
+        for problem in find_problems(definition) or [exc]:
+            field_errors.setdefault(f"definition.{problem.field}", []).append(str(problem))
+        raise ValidationError(f"The envelope is not valid: {exc}", field_errors) from exc
+
+
+def parse_document(text: str, fmt: str) -> Any:
+    """A YAML or JSON envelope document (as ``pdm envelope import`` and the UI read it)."""
+    import json
+
+    import yaml
+
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError("Choose YAML or JSON.", {"file": ["Use a .yaml, .yml or .json "
+                                                                "file."]})
+    try:
+        return yaml.safe_load(text) if fmt == "yaml" else json.loads(text)
+    except (yaml.YAMLError, ValueError) as exc:
+        message = f"The file is not valid {fmt.upper()}: {exc}"
+        raise ValidationError(message, {"file": [message]}) from exc
+
+
+def document_format(filename: str) -> str:
+    """``yaml`` or ``json`` from a file name (the CLI and the UI decide the same way)."""
+    return "yaml" if filename.lower().endswith((".yaml", ".yml")) else "json"
+
+
+EXPORT_FORMATS = ("yaml", "json")
+
+
+def export_document(version: EnvelopeVersion, fmt: str) -> str:
+    """The text ``pdm envelope export`` prints: JSON of the limits, or YAML with the version,
+    status and content hash as a comment line."""
+    import json
+
+    import yaml
+
+    if fmt == "json":
+        return json.dumps(version.definition, indent=2, sort_keys=True) + "\n"
+    header = (f"# envelope version {version.version} of device type {version.device_type_id}: "
+              f"{version.status.value}; content sha256 {version.content_sha256 or '-'}")
+    return header + "\n" + yaml.safe_dump(version.definition, sort_keys=True).rstrip() + "\n"
 
 
 def _checked(device_type: DeviceType, definition: Any) -> dict[str, Any]:
@@ -101,9 +142,8 @@ def create_draft(
     return version
 
 
-def update_draft(session: DbSession, *, actor: User, version: EnvelopeVersion,
-                 definition: Any) -> EnvelopeVersion:
-    """Change a draft. Only its author may: the approver must be someone who wrote none of it."""
+def check_editable(actor: User, version: EnvelopeVersion) -> None:
+    """Raise unless ``actor`` may change ``version``: a draft, by its author, who is quality."""
     _require_quality(actor)
     if version.status is not EnvelopeStatus.DRAFT:
         raise Conflict(f"Envelope version {version.version} is {version.status.value}; an "
@@ -111,15 +151,41 @@ def update_draft(session: DbSession, *, actor: User, version: EnvelopeVersion,
     if version.author_id != actor.id:
         raise Forbidden("Only the author edits a draft envelope; draft your own version "
                         "instead (the approver must not have written any of it).")
+
+
+def update_draft(session: DbSession, *, actor: User, version: EnvelopeVersion,
+                 definition: Any, notes: str | None = None) -> EnvelopeVersion:
+    """Change a draft. Only its author may: the approver must be someone who wrote none of it."""
+    check_editable(actor, version)
     device_type = session.get(DeviceType, version.device_type_id)
     assert device_type is not None
-    before = version.definition
+    before = {"definition": version.definition, "notes": version.notes}
     version.definition = _checked(device_type, definition)
+    if notes is not None:
+        version.notes = notes.strip()[:5000]
     session.flush()
     record_event(session, actor=actor, action="envelope.draft_saved",
                  target_type="envelope_version", target_id=version.id,
-                 before={"definition": before}, after={"definition": version.definition})
+                 before=before, after={"definition": version.definition, "notes": version.notes})
     return version
+
+
+def start_draft(session: DbSession, *, actor: User, device_type_id: int,
+                copy_approved: bool) -> EnvelopeVersion:
+    """A new draft version for a device type: empty, or a copy of the approved version (as it
+    was signed) to change."""
+    definition: dict[str, Any] = {}
+    notes = ""
+    if copy_approved:
+        approved = approved_version(session, device_type_id) if 0 < device_type_id < 2**31 \
+            else None
+        if approved is None:
+            raise Conflict("This device type has no approved envelope to copy; start an empty "
+                           "draft.")
+        definition = approved_definition(session, approved)
+        notes = f"Copied from approved version {approved.version}."
+    return create_draft(session, actor=actor, device_type_id=device_type_id,
+                        definition=definition, notes=notes)
 
 
 def envelope_record(version: EnvelopeVersion, device_type: DeviceType) -> dict[str, Any]:
@@ -144,6 +210,11 @@ def approve(
         raise Forbidden("The author of an envelope cannot approve it; another quality user must.")
     device_type = session.get(DeviceType, version.device_type_id)
     assert device_type is not None
+    current = approved_version(session, device_type.id)
+    if current is not None and current.version > version.version:
+        raise Conflict(f"Version {current.version} was approved after this draft was started; "
+                       f"approving version {version.version} would replace it with older "
+                       "content. Draft a new version instead.")
     record = envelope_record(version, device_type)
     # An envelope is kept as long as any case that used it: at least the longest class.
     signature = sign(session, store, actor=actor, password=password,
@@ -185,6 +256,51 @@ def get_version(session: DbSession, version_id: int, *, lock: bool = False) -> E
     if version is None:
         raise NotFound("No such envelope version.")
     return version
+
+
+def versions_of(session: DbSession, device_type_ids: list[int]
+                ) -> dict[int, list[EnvelopeVersion]]:
+    """Envelope versions per device type, newest first."""
+    out: dict[int, list[EnvelopeVersion]] = {i: [] for i in device_type_ids}
+    if device_type_ids:
+        for version in session.scalars(sa.select(EnvelopeVersion).where(
+                EnvelopeVersion.device_type_id.in_(device_type_ids)).order_by(
+                EnvelopeVersion.device_type_id, EnvelopeVersion.version.desc())):
+            out[version.device_type_id].append(version)
+    return out
+
+
+def supersession(session: DbSession, version: EnvelopeVersion
+                 ) -> tuple[EnvelopeVersion | None, EnvelopeVersion | None]:
+    """(the version this one replaced, the version that replaced it), by approval order."""
+    if version.approved_at is None:
+        return None, None
+    approved = list(session.scalars(sa.select(EnvelopeVersion).where(
+        EnvelopeVersion.device_type_id == version.device_type_id,
+        EnvelopeVersion.approved_at.is_not(None)).order_by(EnvelopeVersion.approved_at,
+                                                          EnvelopeVersion.id)))
+    index = next(i for i, v in enumerate(approved) if v.id == version.id)
+    return (approved[index - 1] if index > 0 else None,
+            approved[index + 1] if index + 1 < len(approved) else None)
+
+
+def signature_status(session: DbSession, store: ObjectStore | None,
+                     version: EnvelopeVersion) -> str:
+    """'valid', or why the approval signature no longer holds (§11.10(a): altered records are
+    discernible)."""
+    from ..models import Signature
+    from .signatures import verify_signature
+
+    if version.signature_id is None:
+        return "not signed"
+    try:
+        approved_definition(session, version)
+    except Conflict:
+        return "broken: the envelope differs from what was approved"
+    signature = session.get(Signature, version.signature_id)
+    assert signature is not None
+    check = verify_signature(signature, current=None, signed=None, store=store)
+    return "valid" if check.valid else f"broken: {check.reason}"
 
 
 def list_versions(session: DbSession) -> list[EnvelopeVersion]:

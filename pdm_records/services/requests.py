@@ -24,6 +24,7 @@ from ..models import (
     Case,
     CaseStatus,
     CaseTransition,
+    CharacteristicConfirmation,
     Comment,
     DesignIteration,
     DeviceType,
@@ -352,13 +353,17 @@ def revision_record(case: Case, revision: RequestRevision) -> dict[str, Any]:
 
 
 def case_record(
-    case: Case, target: CaseStatus, report: VerificationReport | None = None
+    case: Case, target: CaseStatus, report: VerificationReport | None = None,
+    confirmations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What a signature on a case decision (verified, approved, released) binds: the signed
-    request, the latest design iteration and its latest verification report."""
+    request, the latest design iteration and its latest verification report, and for
+    custom-made and adaptable devices the engineer's item-by-item confirmations."""
     signed = [r for r in case.revisions if r.status is RevisionStatus.SIGNED]
     latest = case.iterations[-1] if case.iterations else None
+    extra = {} if confirmations is None else {"characteristic_confirmations": confirmations}
     return {
+        **extra,
         "record_type": "case_decision",
         "case_number": case.number,
         "decision": target.value,
@@ -381,10 +386,16 @@ def signed_parts(record: dict[str, Any]) -> dict[str, Any]:
                 "files": sorted([a["id"], a["sha256"]] for a in record.get("attachments", []))}
     iteration = record.get("design_iteration") or {}
     report = record.get("verification_report") or {}
-    return {"request_revision_id": record.get("request_revision_id"),
-            "request_sha256": record.get("request_sha256"),
-            "design_iteration": [iteration.get("id"), iteration.get("sha256")],
-            "verification_report": [report.get("id"), report.get("report_sha256")]}
+    parts: dict[str, Any] = {
+        "request_revision_id": record.get("request_revision_id"),
+        "request_sha256": record.get("request_sha256"),
+        "design_iteration": [iteration.get("id"), iteration.get("sha256")],
+        "verification_report": [report.get("id"), report.get("report_sha256")]}
+    if "characteristic_confirmations" in record:
+        parts["characteristic_confirmations"] = sorted(
+            [c["id"], c["item"], c["prescribed"], c["met"], c["note"]]
+            for c in record["characteristic_confirmations"])
+    return parts
 
 
 def current_parts(session: DbSession, case: Case, signature: Signature) -> dict[str, Any]:
@@ -401,12 +412,21 @@ def current_parts(session: DbSession, case: Case, signature: Signature) -> dict[
     iteration = session.get(DesignIteration, iteration_id) if iteration_id else None
     report_id = (record.get("verification_report") or {}).get("id")
     report = session.get(VerificationReport, report_id) if report_id else None
-    return {"request_revision_id": revision.id if revision else None,
-            "request_sha256": revision.content_sha256 if revision else None,
-            "design_iteration": [iteration.id, iteration.file.sha256] if iteration
-            else [None, None],
-            "verification_report": [report.id, canonical_sha256(report.report)] if report
-            else [None, None]}
+    parts: dict[str, Any] = {
+        "request_revision_id": revision.id if revision else None,
+        "request_sha256": revision.content_sha256 if revision else None,
+        "design_iteration": [iteration.id, iteration.file.sha256] if iteration
+        else [None, None],
+        "verification_report": [report.id, canonical_sha256(report.report)] if report
+        else [None, None]}
+    if "characteristic_confirmations" in record:
+        ids = [c.get("id") for c in record["characteristic_confirmations"]]
+        rows = [session.get(CharacteristicConfirmation, i) for i in ids]
+        parts["characteristic_confirmations"] = sorted(
+            [row.id, row.item, row.prescribed, row.met, row.note] if row is not None
+            and row.case_id == case.id else [i, None, None, None, None]
+            for row, i in zip(rows, ids, strict=True))
+    return parts
 
 
 def _retain_until(case: Case, now: datetime) -> datetime:
@@ -443,11 +463,13 @@ def facts_for(session: DbSession, actor: User, case: Case) -> ActorFacts:
     verified_by_actor = session.scalar(sa.select(sa.func.count()).select_from(Signature).where(
         Signature.case_id == case.id, Signature.meaning == SignatureMeaning.VERIFIED,
         Signature.signer_id == actor.id)) or 0
+    from .confirmations import unconfirmed
     from .verification import latest_iteration_passed
 
     return ActorFacts(roles=frozenset(actor.role_names), is_prescriber=case.prescriber_id ==
                       actor.id, verified_by_actor=verified_by_actor > 0,
-                      latest_iteration_passed=latest_iteration_passed(session, case))
+                      latest_iteration_passed=latest_iteration_passed(session, case),
+                      unconfirmed_characteristics=unconfirmed(session, case))
 
 
 def transition(
@@ -478,12 +500,14 @@ def transition(
         signature = _sign_request(session, store, actor=actor, case=case, password=password,
                                   pattern=pattern, now=now)
     elif step.signature is not None:
+        from .confirmations import signed_confirmations
         from .verification import latest_report
 
         report = latest_report(session, case.iterations[-1]) if case.iterations else None
         signature = sign(session, store, actor=actor, password=password, meaning=step.signature,
                          target_type="case", target_id=case.id,
-                         content=case_record(case, target_status, report),
+                         content=case_record(case, target_status, report,
+                                             signed_confirmations(session, case)),
                          record_key_prefix=f"records/{case.number}",
                          retain_until=_retain_until(case, now), case_id=case.id, now=now)
     if target_status is CaseStatus.RELEASED:

@@ -230,6 +230,40 @@ def verify(case_id: int, number: int) -> Response:
     return _back_to_case(case_id)
 
 
+@bp.route("/<int:case_id>/iterations/<int:number>/confirmations", methods=["POST"])
+@requires(Permission.MANAGE_DESIGN)
+def confirm(case_id: int, number: int) -> Response:
+    """Custom-made and adaptable devices: the engineer confirms prescribed characteristics."""
+    from marshmallow import ValidationError as SchemaError
+
+    from ..schemas import flatten_messages
+    from ..schemas.requests import CharacteristicConfirmationSchema
+    from ..services.confirmations import confirm as confirm_items
+
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    # One checkbox ``met:<item>`` and one note ``note:<item>`` per characteristic.
+    items = [{"item": key.partition(":")[2], "met": request.form.get(key) == "yes",
+              "note": request.form.get("note:" + key.partition(":")[2], "")}
+             for key in request.form if key.startswith("met:")]
+    try:
+        try:
+            data = CharacteristicConfirmationSchema().load({"items": items})
+        except SchemaError as exc:
+            raise ValidationError("Tick each characteristic the design meets.",
+                                  flatten_messages(exc.messages)) from exc
+        rows = confirm_items(db.session, actor=actor, case=case, number=number,
+                             items=data["items"])
+        db.session.commit()
+    except DomainError as exc:
+        if exc.status in (403, 404, 409):
+            raise
+        return _back_to_case(case_id, exc)
+    flash(f"{len(rows)} characteristic{'s' if len(rows) != 1 else ''} confirmed for design "
+          f"iteration #{number}.", "success")
+    return redirect(url_for("cases.detail", case_id=case_id) + "#confirmations")
+
+
 @bp.route("/<int:case_id>/attachments/<int:attachment_id>/remove", methods=["POST"])
 @requires(Permission.CREATE_REQUEST)
 def remove_attachment(case_id: int, attachment_id: int) -> Response:
