@@ -234,7 +234,11 @@ def _drop(data: dict[str, Any], path: str) -> bool:
         if name_and_key.startswith(f"{name}."):
             spec = params[name]
             key = name_and_key[len(name) + 1:]
-            if key in ("min", "max") and isinstance(spec, dict) and key in spec:
+            if isinstance(spec, dict) and key == "unit" and spec.get("unit") != "?":
+                spec["unit"] = "?"  # reported; go on checking the range
+                return True
+            if isinstance(spec, dict) and key in ("min", "max", "patient_adjustable") \
+                    and key in spec:
                 spec.pop(key)
                 return True
             return params.pop(name, _MISSING) is not _MISSING
