@@ -39,7 +39,7 @@ def parse_definition(definition: Any) -> dict[str, Any]:
     except EnvelopeError as exc:
         field_errors: dict[str, list[str]] = {}
         for problem in find_problems(definition) or [exc]:
-            field_errors.setdefault(f"definition.{problem.field}", []).append(str(problem))
+            field_errors.setdefault(f"definition.{problem.field}", []).append(problem.message)
         raise ValidationError(f"The envelope is not valid: {exc}", field_errors) from exc
 
 

@@ -145,3 +145,18 @@ def test_invalid_envelopes_name_the_field(doc: dict[str, Any], field: str) -> No
 def test_not_a_mapping() -> None:
     with pytest.raises(EnvelopeError):
         EnvelopeLimits.from_dict([1, 2, 3])
+
+
+def test_find_problems_reports_every_bad_field_not_only_the_first() -> None:
+    from pdm_records.envelopes import find_problems
+
+    problems = find_problems({
+        "min_volume": 5, "max_volume": 1, "max_diameter": -1, "max_extents": [1, 2, 3],
+        "bogus": 1, "parameters": {"a": {"unit": "", "min": 3, "max": 1},
+                                   "b": {"unit": "mm", "min": "x"}}})
+    fields = sorted(p.field for p in problems)
+    assert fields == ["bogus", "max_diameter", "max_extents", "min_volume",
+                      "parameters.a.min", "parameters.a.unit", "parameters.b.min"]
+    assert find_problems({"max_diameter": 200.0, "parameters": {
+        "a": {"unit": "mm", "min": 1, "max": 2}}}) == []
+    assert [p.field for p in find_problems("not a mapping")] == ["envelope"]
