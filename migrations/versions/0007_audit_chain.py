@@ -112,35 +112,41 @@ def _apply(bind, events, updates):
         updates.clear()
 
 
-def _create_triggers(dialect):
+def trigger_sql(dialect):
+    """The statements that make audit_event and audit_checkpoint append-only."""
     if dialect == 'postgresql':
-        op.execute("""
+        statements = ["""
             CREATE OR REPLACE FUNCTION pdm_refuse_audit_change() RETURNS trigger
             LANGUAGE plpgsql AS $$
             BEGIN
                 RAISE EXCEPTION '% is append-only: % refused (21 CFR Part 11 §11.10(e))',
                     TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
-            END $$""")
-        for table in APPEND_ONLY:
-            op.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                       "FOR EACH ROW EXECUTE FUNCTION pdm_refuse_audit_change()")
-    else:
-        for table in APPEND_ONLY:
-            for verb in ("UPDATE", "DELETE"):
-                op.execute(f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
-                           f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {verb} "
-                           "refused'); END")
+            END $$"""]
+        statements += [f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                       "FOR EACH ROW EXECUTE FUNCTION pdm_refuse_audit_change()"
+                       for table in APPEND_ONLY]
+        return statements
+    return [f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {verb} refused'); END"
+            for table in APPEND_ONLY for verb in ("UPDATE", "DELETE")]
+
+
+def drop_trigger_sql(dialect):
+    if dialect == 'postgresql':
+        return [f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"
+                for table in APPEND_ONLY] + ["DROP FUNCTION IF EXISTS pdm_refuse_audit_change()"]
+    return [f"DROP TRIGGER IF EXISTS {table}_no_{verb}"
+            for table in APPEND_ONLY for verb in ("update", "delete")]
+
+
+def _create_triggers(dialect):
+    for statement in trigger_sql(dialect):
+        op.execute(statement)
 
 
 def _drop_triggers(dialect):
-    if dialect == 'postgresql':
-        for table in APPEND_ONLY:
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        op.execute("DROP FUNCTION IF EXISTS pdm_refuse_audit_change()")
-    else:
-        for table in APPEND_ONLY:
-            for verb in ("update", "delete"):
-                op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
+    for statement in drop_trigger_sql(dialect):
+        op.execute(statement)
 
 
 def downgrade():

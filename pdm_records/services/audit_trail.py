@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -76,13 +77,16 @@ def last_checkpoint(session: DbSession) -> AuditCheckpoint | None:
 
 
 def iter_events(session: DbSession, after_seq: int = 0,
-                upto_seq: int | None = None) -> Iterator[Mapping[str, Any]]:
+                upto_seq: int | None = None) -> Generator[Mapping[str, Any], None, None]:
     """Stored events in seq order as mappings of the chained fields (streamed)."""
     query = sa.select(*_CHAIN_COLUMNS).where(_EVENTS.c.seq > after_seq).order_by(_EVENTS.c.seq)
     if upto_seq is not None:
         query = query.where(_EVENTS.c.seq <= upto_seq)
     result = session.execute(query.execution_options(yield_per=1000))
-    yield from result.mappings()  # type: ignore[misc]
+    try:
+        yield from result.mappings()  # type: ignore[misc]
+    finally:  # a verification that stops at a break closes the server-side cursor
+        result.close()
 
 
 def take_checkpoint(session: DbSession, store: ObjectStore, *,
@@ -100,9 +104,9 @@ def take_checkpoint(session: DbSession, store: ObjectStore, *,
     if seq == 0 or (previous is not None and previous.seq >= seq):
         return None
     start = previous.seq if previous is not None else 0
-    verdict = verify_chain(
-        iter_events(session, after_seq=start, upto_seq=seq), [],
-        start_seq=start + 1, start_prev_hash=previous.hash if previous else GENESIS_HASH)
+    with closing(iter_events(session, after_seq=start, upto_seq=seq)) as rows:
+        verdict = verify_chain(rows, [], start_seq=start + 1,
+                               start_prev_hash=previous.hash if previous else GENESIS_HASH)
     if not verdict.ok or verdict.head_seq != seq:
         raise AuditChainBroken(
             f"the audit chain is broken ({verdict.first_break}); no checkpoint was taken. "
@@ -225,7 +229,8 @@ def verify_audit(session: DbSession, store: ObjectStore, *,
         problems.append("the chain-head row audit_chain_head is missing")
     elif head.seq > 0:
         points.append(Checkpoint(int(head.seq), head.hash, "the chain-head row"))
-    verdict = verify_chain(iter_events(session), points, progress=progress)
+    with closing(iter_events(session)) as rows:
+        verdict = verify_chain(rows, points, progress=progress)
     return AuditReport(verdict=verdict, checkpoints=len(points) - (1 if head and head.seq else 0),
                        problems=problems)
 
