@@ -109,11 +109,13 @@ class ChainVerdict:
     checkpoints_checked: int
     first_break: ChainBreak | None = None
     problems: list[str] = field(default_factory=list)
+    stubs: int = 0  # events given as (seq, hash) only: linked, not re-hashed
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "events": self.events, "head_seq": self.head_seq,
             "head_hash": self.head_hash, "checkpoints_checked": self.checkpoints_checked,
+            "stubs": self.stubs,
             "first_break": None if self.first_break is None else {
                 "seq": self.first_break.seq, "reason": self.first_break.reason,
                 "detail": self.first_break.detail},
@@ -138,6 +140,10 @@ def verify_chain(
     it means events were removed from the end. Stops at the first break. ``start_seq`` and
     ``start_prev_hash`` verify a slice that starts later (the offline package verifier).
     ``progress`` is called with the number of events checked since the last call.
+
+    A mapping with only ``seq`` and ``hash`` (no ``prev_hash``) is a *stub*: an event whose
+    content is withheld (another patient's, in a case package). Its seq and the link from it
+    to the next full event are checked; its own hash cannot be recomputed.
     """
     pinned: dict[int, list[Checkpoint]] = {}
     for point in checkpoints:
@@ -146,10 +152,17 @@ def verify_chain(
     last_seq, last_hash = start_seq - 1, start_prev_hash
     first_break: ChainBreak | None = None
     pending = 0
+    stubs = 0
     for event in events:
-        content = content_of(event)
+        stub = isinstance(event, Mapping) and "prev_hash" not in event
+        content: dict[str, Any]
+        if stub:  # another case's event in a package: only (seq, hash) is known
+            content = {"seq": int(event["seq"]), "prev_hash": prev}
+            stubs += 1
+        else:
+            content = content_of(event)
         stored_hash = event["hash"] if isinstance(event, Mapping) else event.hash
-        seq = content["seq"]
+        seq = int(content["seq"])
         if seq != expected_seq:
             if seq > expected_seq:
                 first_break = ChainBreak(expected_seq, GAP, f"event {expected_seq} is missing "
@@ -164,7 +177,7 @@ def verify_chain(
                                      f"event {seq - 1} ({prev}): an event before it was "
                                      "removed, inserted or rewritten")
             break
-        actual = event_hash(content)
+        actual = stored_hash if stub else event_hash(content)
         if actual != stored_hash:
             first_break = ChainBreak(seq, HASH_MISMATCH,
                                      f"stored hash {stored_hash} but the content hashes to "
@@ -198,7 +211,7 @@ def verify_chain(
                                      "end")
     return ChainVerdict(ok=first_break is None, events=count, head_seq=last_seq,
                         head_hash=last_hash, checkpoints_checked=checked,
-                        first_break=first_break)
+                        first_break=first_break, stubs=stubs)
 
 
 def checkpoint_document(*, seq: int, hash: str, created_at: datetime, count: int) -> dict[str, Any]:

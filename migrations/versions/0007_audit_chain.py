@@ -66,16 +66,21 @@ def upgrade():
         sa.column('case_id', sa.Integer()), sa.column('before', JSON), sa.column('after', JSON),
         sa.column('remote_addr', sa.String()), sa.column('seq', sa.BigInteger()),
         sa.column('prev_hash', sa.String()), sa.column('hash', sa.String()))
-    seq, prev = 0, GENESIS_HASH
-    updates = []
-    for row in bind.execute(sa.select(events).order_by(events.c.id)):
-        seq += 1
-        digest = _event_hash(row, seq, prev)
-        updates.append({"row_id": row.id, "seq": seq, "prev_hash": prev, "hash": digest})
-        prev = digest
-        if len(updates) >= 1000:
-            _apply(bind, events, updates)
-    _apply(bind, events, updates)
+    seq, prev, last_id = 0, GENESIS_HASH, None
+    while True:  # in batches of 1000 by id, so no cursor stays open over the updates
+        query = sa.select(events).order_by(events.c.id).limit(1000)
+        if last_id is not None:
+            query = query.where(events.c.id > last_id)
+        rows = bind.execute(query).fetchall()
+        if not rows:
+            break
+        updates = []
+        for row in rows:
+            seq += 1
+            digest = _event_hash(row, seq, prev)
+            updates.append({"row_id": row.id, "seq": seq, "prev_hash": prev, "hash": digest})
+            prev, last_id = digest, row.id
+        _apply(bind, events, updates)
 
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.alter_column('seq', existing_type=sa.BigInteger(), nullable=False)
@@ -105,11 +110,9 @@ def upgrade():
 
 
 def _apply(bind, events, updates):
-    if updates:
-        bind.execute(events.update().where(events.c.id == sa.bindparam('row_id')).values(
-            seq=sa.bindparam('seq'), prev_hash=sa.bindparam('prev_hash'),
-            hash=sa.bindparam('hash')), updates)
-        updates.clear()
+    bind.execute(events.update().where(events.c.id == sa.bindparam('row_id')).values(
+        seq=sa.bindparam('seq'), prev_hash=sa.bindparam('prev_hash'),
+        hash=sa.bindparam('hash')), updates)
 
 
 def trigger_sql(dialect):

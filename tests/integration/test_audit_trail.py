@@ -91,7 +91,7 @@ def drop_triggers(app: Flask) -> Iterator[Callable[[], None]]:
 def verify(app: Flask) -> tuple[int, dict[str, Any]]:
     result = app.test_cli_runner().invoke(args=["pdm", "verify-audit", "--json"])
     assert "Traceback" not in result.output
-    return result.exit_code, json.loads(result.output)
+    return result.exit_code, json.loads(result.stdout)
 
 
 def events(app: Flask) -> list[dict[str, Any]]:
@@ -413,3 +413,14 @@ def test_doctor_reports_the_chain_head_and_the_last_checkpoint(app: Flask) -> No
             db.session, {"PDM_AUDIT_CHECKPOINT_SECONDS": 60},
             now=utcnow() + timedelta(minutes=5))
         assert not ok and "1 event(s) have waited" in text
+
+
+def test_long_chains_show_progress_on_stderr(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pdm_records import cli_audit
+
+    append(app, 3)
+    monkeypatch.setattr(cli_audit, "PROGRESS_FROM", 2)
+    result = app.test_cli_runner().invoke(args=["pdm", "verify-audit", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "verifying the audit chain" in result.stderr
+    assert json.loads(result.stdout)["events"] == 3

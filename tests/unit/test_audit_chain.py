@@ -162,3 +162,15 @@ def test_checkpoint_documents_round_trip_and_reject_other_json() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad}")
+
+
+def test_stubs_stand_for_withheld_events_and_still_link() -> None:
+    """A package carries other cases' events as (seq, hash) only (issue 6 §7)."""
+    events = chain(8)
+    sliced: list[dict[str, Any]] = [
+        e if e["seq"] % 3 else {"seq": e["seq"], "hash": e["hash"]} for e in events]
+    verdict = verify_chain(sliced, [Checkpoint(8, events[7]["hash"])])
+    assert verdict.ok and verdict.stubs == 2 and verdict.events == 8
+    sliced[2] = {"seq": 3, "hash": "f" * 64}  # a swapped stub breaks the next event's link
+    brk = verify_chain(sliced).first_break
+    assert brk is not None and (brk.seq, brk.reason) == (4, PREV_HASH_MISMATCH)
