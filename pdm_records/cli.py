@@ -246,6 +246,7 @@ def worker_command(once: bool, poll_seconds: float, stale_after: int) -> None:
     import time
     from datetime import timedelta
 
+    from .cli_audit import run_due_checkpoint
     from .services import jobs
 
     problems = current_app.extensions.get("pdm_config_problems", [])
@@ -262,6 +263,7 @@ def worker_command(once: bool, poll_seconds: float, stale_after: int) -> None:
             if jobs.recover_stale(db.session, timeout=timedelta(seconds=stale_after)):
                 click.echo("re-queued or failed jobs of a vanished worker")
             db.session.commit()
+            run_due_checkpoint(store)
             job = jobs.claim_next(db.session, name)
             db.session.commit()
             if job is None:
@@ -330,3 +332,6 @@ def doctor_command() -> None:
         click.secho(f"{failed} problem(s) found", fg="red")
         sys.exit(1)
     click.secho("all checks passed", fg="green")
+
+
+from . import cli_audit  # noqa: E402,F401

@@ -89,6 +89,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PDM_S3_REGION", None, _str, "S3 region"),
     Setting("PDM_S3_LOCK_MODE", "COMPLIANCE", _str, "COMPLIANCE (default) or GOVERNANCE"),
     Setting("PDM_S3_SSE", None, _str, "optional server-side encryption, e.g. AES256 or aws:kms"),
+    Setting("PDM_AUDIT_CHECKPOINT_EVERY", 1000, _int,
+            "checkpoint the audit chain head into write-once storage every N events"),
+    Setting("PDM_AUDIT_CHECKPOINT_SECONDS", 3600, _int,
+            "… or when this many seconds have passed since the last checkpoint"),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -273,6 +277,9 @@ def check_settings(config: Mapping[str, Any]) -> list[str]:
         problems.append(f"PDM_PATIENT_CODE_PATTERN is not a valid regular expression: {exc}")
     if int(config.get("PDM_MAX_UPLOAD_MB") or 0) <= 0:
         problems.append("PDM_MAX_UPLOAD_MB must be a positive number of MiB")
+    for key in ("PDM_AUDIT_CHECKPOINT_EVERY", "PDM_AUDIT_CHECKPOINT_SECONDS"):
+        if int(config.get(key) or 0) <= 0:
+            problems.append(f"{key} must be a positive number")
     if int(config.get("PDM_TOKEN_EXPIRY_DAYS") or 0) <= 0:
         problems.append("PDM_TOKEN_EXPIRY_DAYS must be a positive number of days")
     if env == "production" and str(config.get("PDM_DATABASE_URL", "")).startswith("sqlite"):

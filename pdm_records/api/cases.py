@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from ..access import require_actor, requires
 from ..attachments import ZipLimits
+from ..audited_reads import client_address, commit_read
 from ..context import get_store
 from ..errors import ValidationError
 from ..extensions import db
@@ -140,7 +141,9 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
     """The file's original bytes (verified against its SHA-256)."""
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id)
-    buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id)
+    buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id,
+                                                   actor=actor, remote_addr=client_address())
+    commit_read(db.session)  # audited before anything is sent; 503 if it cannot be
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
 
 

@@ -1,6 +1,6 @@
 """Typed SQLAlchemy 2.0 tables. Alembic migrations are the only source of the schema."""
 
-from .audit import AuditEvent
+from .audit import AuditChainHead, AuditCheckpoint, AuditEvent
 from .base import Base
 from .cases import (
     Attachment,
@@ -28,6 +28,8 @@ __all__ = [
     "ApiToken",
     "Attachment",
     "AttachmentKind",
+    "AuditChainHead",
+    "AuditCheckpoint",
     "AuditEvent",
     "Base",
     "Case",

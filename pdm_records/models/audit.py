@@ -1,8 +1,11 @@
 """Audit events (21 CFR Part 11 §11.10(e)): who did what, when, with before/after values.
 
 Written by :func:`pdm_records.services.audit.record_event` in the same transaction as the change
-it describes. The hash chain and the database triggers that forbid UPDATE/DELETE come with the
-audit-trail issue; the columns here are what every event carries from day one.
+it describes. Events form one global hash chain (``seq``, ``prev_hash``, ``hash``; the pure
+computation is in :mod:`pdm_records.audit_chain`); appends are serialised by the single
+``audit_chain_head`` row. The database refuses UPDATE and DELETE on ``audit_event`` and
+``audit_checkpoint`` (triggers from migration 0007). Checkpoints of the chain head are kept in
+write-once storage and indexed in ``audit_checkpoint``. See ``docs/audit-trail.md``.
 """
 
 from __future__ import annotations
@@ -32,3 +35,32 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
     remote_addr: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+    # The chain: 1-based and gap-free; the previous event's hash (64 zeros for the first); the
+    # SHA-256 of audit_chain.event_content(...) of this row.
+    seq: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class AuditChainHead(Base):
+    """The one row (id 1) holding the last event's seq and hash; locked by every append."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    hash: Mapped[str] = mapped_column(sa.String(64))
+
+
+class AuditCheckpoint(Base):
+    """Index of a chain-head checkpoint written to write-once storage (object first, then row)."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    key: Mapped[str] = mapped_column(sa.String(512))
+    version_id: Mapped[str | None] = mapped_column(sa.String(128), default=None)
+    sha256: Mapped[str] = mapped_column(sa.String(64))

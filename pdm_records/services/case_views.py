@@ -12,6 +12,7 @@ from ..models import Attachment, Case, CaseStatus, Signature, User
 from ..storage import ObjectStore
 from ..workflow import allowed_from
 from . import DbSession
+from .audit import record_read_event
 from .confirmations import confirmation_required, confirmation_view
 from .requests import current_parts, facts_for, signed_parts
 from .signatures import verify_signature
@@ -122,8 +123,13 @@ def _report(session: DbSession, iteration: Any) -> dict[str, Any] | None:
 
 
 def attachment_download(
-    session: DbSession, store: ObjectStore, case: Case, attachment_id: int
+    session: DbSession, store: ObjectStore, case: Case, attachment_id: int, *, actor: User,
+    remote_addr: str | None = None,
 ) -> tuple[io.BytesIO, str, str]:
+    """Read an attachment (verified against its SHA-256) and record ``file.downloaded``.
+
+    The event is flushed, not committed: the view commits it before it sends the bytes.
+    """
     attachment = session.get(Attachment, attachment_id)
     if (attachment is None or attachment.removed_at is not None
             or attachment.revision_id not in {r.id for r in case.revisions}):
@@ -132,4 +138,9 @@ def attachment_download(
     buffer = io.BytesIO()
     store.copy_to(stored.key, buffer, version_id=stored.version_id, sha256=stored.sha256)
     buffer.seek(0)
+    record_read_event(session, actor=actor, action="file.downloaded", target_type="stored_file",
+                      target_id=stored.id, case_id=case.id, remote_addr=remote_addr, details={
+                          "attachment_id": attachment.id, "key": stored.key,
+                          "version_id": stored.version_id, "sha256": stored.sha256,
+                          "size": stored.size, "original_name": stored.original_name})
     return buffer, stored.original_name, stored.media_type

@@ -35,6 +35,7 @@ def run_checks(
                     "no problems" if not config_problems else "; ".join(config_problems),
                     "fix the settings named above (instance/config.toml or PDM_* variables)")]
     checks.extend(_database_checks(session, migrations_dir))
+    checks.extend(_audit_checks(session, config))
     try:
         store = store_factory()
         problems = store.check()
@@ -103,3 +104,16 @@ def _native_checks() -> list[Check]:
     except (ImportError, PackageNotFoundError):  # pragma: no cover - a dependency
         checks.append(Check("argon2 password hashing", False, "missing", "pip install argon2-cffi"))
     return checks
+
+
+def _audit_checks(session: DbSession, config: Mapping[str, Any]) -> list[Check]:
+    """The audit chain head and the age of its last checkpoint (docs/audit-trail.md)."""
+    from .audit_trail import status_check
+
+    try:
+        ok, detail = status_check(session, config)
+    except sa.exc.SQLAlchemyError:
+        session.rollback()
+        return []  # the database checks above already report why
+    return [Check("audit trail", ok, detail,
+                  "run 'pdm worker' (it checkpoints the chain) or 'pdm audit-checkpoint'")]

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from ..access import require_actor, requires
 from ..api.cases import zip_limits
+from ..audited_reads import client_address, commit_read
 from ..context import get_store
 from ..errors import DomainError, ValidationError
 from ..extensions import db
@@ -280,7 +281,9 @@ def remove_attachment(case_id: int, attachment_id: int) -> Response:
 def download(case_id: int, attachment_id: int) -> Response:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id)
-    buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id)
+    buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id,
+                                                   actor=actor, remote_addr=client_address())
+    commit_read(db.session)  # audited before anything is sent; 503 if it cannot be
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
 
 
