@@ -112,7 +112,8 @@ def update_draft(session: DbSession, *, actor: User, version: EnvelopeVersion,
         raise Forbidden("Only the author edits a draft envelope; draft your own version "
                         "instead (the approver must not have written any of it).")
     device_type = session.get(DeviceType, version.device_type_id)
-    assert device_type is not None
+    if device_type is None:  # the foreign key makes this impossible; never strip the check (-O)
+        raise NotFound(f"device type {version.device_type_id} not found")
     before = version.definition
     version.definition = _checked(device_type, definition)
     session.flush()
@@ -143,7 +144,8 @@ def approve(
     if version.author_id == actor.id:
         raise Forbidden("The author of an envelope cannot approve it; another quality user must.")
     device_type = session.get(DeviceType, version.device_type_id)
-    assert device_type is not None
+    if device_type is None:  # the foreign key makes this impossible; never strip the check (-O)
+        raise NotFound(f"device type {version.device_type_id} not found")
     record = envelope_record(version, device_type)
     # An envelope is kept as long as any case that used it: at least the longest class.
     signature = sign(session, store, actor=actor, password=password,
