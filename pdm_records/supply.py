@@ -15,6 +15,7 @@ lists every component (DOMAIN.md §8). This module is pure (no Flask, no databas
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -136,7 +137,9 @@ def _slug(text: str) -> str:
 
 # -- licences ------------------------------------------------------------------------------------
 
+@functools.cache
 def _spdx() -> Any:
+    """The SPDX licence list, built once (building it takes a tenth of a second)."""
     from cyclonedx.spdx import get_spdx_licensing
 
     return get_spdx_licensing()
