@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..clock import utcnow
-from ..errors import Conflict, Forbidden, ValidationError
+from ..errors import Conflict, Forbidden, NotFound, ValidationError
 from ..models import (
     Case,
     CaseStatus,
@@ -84,7 +84,8 @@ def prescribed_characteristics(case: Case, revision: RequestRevision) -> list[Ch
 
 def _revision_of(session: DbSession, iteration: DesignIteration) -> RequestRevision:
     revision = session.get(RequestRevision, iteration.based_on_revision_id)
-    assert revision is not None  # a foreign key
+    if revision is None:  # the foreign key makes this impossible; never strip the check (-O)
+        raise NotFound(f"request revision {iteration.based_on_revision_id} not found")
     return revision
 
 

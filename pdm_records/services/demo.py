@@ -131,7 +131,8 @@ def _demo_envelopes(session: DbSession, store: ObjectStore, passwords: dict[str,
 
     author = users.find_user_by_email(session, "quality@example.org")
     approver = users.find_user_by_email(session, "quality.lead@example.org")
-    assert author is not None and approver is not None
+    if author is None or approver is None:
+        raise RuntimeError("the demo quality accounts are missing: create them before envelopes")
     for name, definition in DEMO_ENVELOPES.items():
         device_type = session.scalar(sa.select(DeviceType).where(DeviceType.name == name))
         if device_type is None or approved_version(session, device_type.id) is not None:

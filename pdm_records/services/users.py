@@ -23,7 +23,7 @@ from ..permissions import ROLE_DESCRIPTIONS, Role
 from . import DbSession
 from .audit import record_event
 
-TOKEN_PREFIX = "pdm_"  # noqa: S105 - a public prefix, not a secret
+TOKEN_PREFIX = "pdm_"  # noqa: S105  # nosec B105  # a public prefix, not a secret
 
 
 def ensure_roles(session: DbSession) -> dict[str, RoleRow]:

@@ -160,6 +160,16 @@ def test_3mf_with_dtd_is_refused() -> None:
     assert _code(_zip({"3D/3dmodel.model": model}, level=0), "3mf") == "unsupported"
 
 
+def test_3mf_with_dtd_in_utf16_is_refused_by_the_parser() -> None:
+    # UTF-16 hides "<!DOCTYPE" from the byte check; defusedxml refuses it in the parser (bandit
+    # B314: no stdlib XML parsing of uploads).
+    model = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE lol [<!ENTITY a "aaaa">]>'
+             '<model xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02">&a;</model>'
+             ).encode("utf-16")
+    assert b"<!DOCTYPE" not in model
+    assert _code(_zip({"3D/3dmodel.model": model}, level=0), "3mf") == "unsupported"
+
+
 def test_3mf_transform_and_unit_note() -> None:
     v, f = CUBE
     data = G.three_mf(v, f, unit="inch", transform="1 0 0 0 1 0 0 0 1 100 0 0")
