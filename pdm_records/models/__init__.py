@@ -14,6 +14,7 @@ from .cases import (
     Patient,
     RequestRevision,
     RevisionStatus,
+    VerificationResult,
 )
 from .catalogue import DeviceCategory, DeviceType, Site, SiteKind
 from .envelopes import EnvelopeStatus, EnvelopeVersion, VerificationReport
@@ -54,5 +55,6 @@ __all__ = [
     "StoredFile",
     "User",
     "VerificationReport",
+    "VerificationResult",
     "roles_users",
 ]
