@@ -8,8 +8,8 @@ and returns one page of rows plus the total. Queries only; no changes.
 Speed (``benchmarks/bench_search.py``, 100,000 cases on PostgreSQL): every filter is a condition
 on ``case`` itself or a semi-join on an indexed column (migration 0012); the total is a
 ``count(*)`` over ``case`` without the joins the page needs; the page loads its rows with their
-patient, device type, institution and prescriber in one statement, and the hold marks of the
-page's cases in a second one (no query per row).
+patient, device type, institution, prescriber and hold mark in one more statement (two round
+trips per search, no query per row).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import defaultload
 
 from ..clock import utcnow
 from ..models import Case, DeviceType, Patient, StoredFile, User, VerificationReport
@@ -79,6 +80,13 @@ def _prefix_match(column: Any, prefix: str) -> sa.ColumnElement[bool]:
     return sa.or_(*(column.like(f"{p}%") for p in variants))
 
 
+def _held(on_hold: bool) -> sa.ColumnElement[bool]:
+    """Any of the case's objects under legal hold (or none, ``on_hold=False``). ``legal_hold``
+    itself, not ``IS true``, so that PostgreSQL matches the partial index of migration 0012."""
+    held = sa.exists().where(StoredFile.case_id == Case.id, StoredFile.legal_hold)
+    return held if on_hold else ~held
+
+
 def conditions(filters: SearchFilters, now: datetime) -> list[sa.ColumnElement[bool]]:
     """The WHERE conditions on ``case`` for ``filters`` (no joins needed)."""
     f = filters
@@ -118,50 +126,49 @@ def conditions(filters: SearchFilters, now: datetime) -> list[sa.ColumnElement[b
     if f.verification is not None:
         where.append(Case.verification_result == f.verification)
     if f.on_hold is not None:
-        # ``legal_hold`` itself (not ``IS true``) so PostgreSQL matches the partial index.
-        held = sa.exists().where(StoredFile.case_id == Case.id,
-                                 StoredFile.legal_hold)
-        where.append(held if f.on_hold else ~held)
+        where.append(_held(f.on_hold))
     if f.expiring_within_days is not None:
         where.append(Case.retain_until >= now)
         where.append(Case.retain_until < now + timedelta(days=f.expiring_within_days))
     return where
 
 
+def search_statements(
+    actor: User, filters: SearchFilters, now: datetime
+) -> tuple[sa.Select[tuple[int]], sa.Select[tuple[Case, bool]]]:
+    """The count statement and the page statement of a search (also for EXPLAIN)."""
+    visible = visible_cases(actor).whereclause
+    where = [w for w in (visible, *conditions(filters, now)) if w is not None]
+    count = sa.select(sa.func.count()).select_from(Case).where(*where)
+    key = filters.sort.lstrip("-")
+    descending = filters.sort.startswith("-")
+    column = SORT_COLUMNS[key]
+    order = column.desc() if descending else column.asc()
+    if key in ("released_at", "retain_until"):  # empty dates last either way
+        order = order.nulls_last()
+    # The hold mark rides along as a column; the prescriber's roles are not needed.
+    page = (sa.select(Case, _held(True).label("on_hold")).where(*where)
+            .options(defaultload(Case.prescriber).lazyload(User.roles)))
+    if key == "patient_code":
+        page = page.join(Patient, Patient.id == Case.patient_id)
+    page = (page.order_by(order, Case.id.desc() if descending else Case.id.asc())
+            .limit(filters.per_page).offset((filters.page - 1) * filters.per_page))
+    return count, page
+
+
 def search_cases(
     session: DbSession, actor: User, filters: SearchFilters, *, now: datetime | None = None
 ) -> SearchResult:
     """One page of the cases ``actor`` may see that match ``filters``, and their total."""
-    now = now or utcnow()
-    visible = visible_cases(actor).whereclause
-    where = [w for w in (visible, *conditions(filters, now)) if w is not None]
-    total = session.scalar(sa.select(sa.func.count()).select_from(Case).where(*where)) or 0
-    key = filters.sort.lstrip("-")
-    column = SORT_COLUMNS[key]
-    descending = filters.sort.startswith("-")
-    order = column.desc() if descending else column.asc()
-    query = sa.select(Case).where(*where)
-    if key == "patient_code":
-        query = query.join(Patient, Patient.id == Case.patient_id)
-    if key in ("released_at", "retain_until"):  # empty dates last either way
-        order = order.nulls_last()
-    query = (query.order_by(order, Case.id.desc() if descending else Case.id.asc())
-             .limit(filters.per_page).offset((filters.page - 1) * filters.per_page))
-    cases = list(session.scalars(query).unique())
-    held = _held_case_ids(session, [c.id for c in cases])
+    count, page = search_statements(actor, filters, now or utcnow())
+    total = session.scalar(count) or 0
+    rows = session.execute(page).unique().all()
     items = [CaseHit(
         id=c.id, number=c.number, status=c.status.value, patient_code=c.patient.code,
         device_type=c.device_type.name, category=c.device_type.category.value,
         implantable=c.device_type.implantable, institution=c.institution.name,
         prescriber=c.prescriber.printed_name, created_at=c.created_at,
         released_at=c.released_at, retain_until=c.retain_until,
-        verification=c.verification_result.value, on_hold=c.id in held) for c in cases]
+        verification=c.verification_result.value, on_hold=bool(held)) for c, held in rows]
     return SearchResult(items=items, total=total, page=filters.page,
                         per_page=filters.per_page, sort=filters.sort)
-
-
-def _held_case_ids(session: DbSession, case_ids: list[int]) -> set[int]:
-    if not case_ids:
-        return set()
-    return set(session.scalars(sa.select(StoredFile.case_id).where(
-        StoredFile.case_id.in_(case_ids), StoredFile.legal_hold).distinct()))

@@ -4,7 +4,7 @@ validation (400 naming the field) and who may search."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
