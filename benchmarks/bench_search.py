@@ -177,13 +177,27 @@ def seed(engine: sa.Engine, n_cases: int, rng: random.Random) -> dict[str, Any]:
             cur.execute(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'),"  # noqa: S608
                         f" (SELECT max(id) FROM \"{table}\"))")
         raw.commit()
-        cur.execute("ANALYZE")
-        raw.commit()
+        # What autovacuum does soon after a bulk load: statistics and the visibility map
+        # (index-only scans for the counts).
+        raw.driver_connection.autocommit = True
+        cur.execute("VACUUM ANALYZE")
+        raw.driver_connection.autocommit = False
         sample_codes = [f"P{codes[rng.randrange(n_cases)]:07d}"[:5] for _ in range(200)]
     finally:
         raw.close()
     return {"device_types": device_types, "codes": sample_codes, "held": held_cases,
             "files": file_id, "reports": report_id}
+
+
+def reuse(engine: sa.Engine, rng: random.Random) -> dict[str, Any]:
+    """What the query mix needs, read from an already seeded database."""
+    with engine.connect() as conn:
+        cases = conn.scalar(sa.text('SELECT count(*) FROM "case"')) or 0
+        device_types = [tuple(r) for r in conn.execute(sa.text(
+            "SELECT id, category, implantable FROM device_type ORDER BY id"))]
+        codes = [r[0][:5] for r in conn.execute(sa.text(
+            "SELECT code FROM patient ORDER BY random() LIMIT 200"))]
+    return {"cases": cases, "device_types": device_types, "codes": codes}
 
 
 def query_mix(seeded: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -215,6 +229,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--explain", action="store_true",
                         help="print EXPLAIN (ANALYZE, BUFFERS) of each query's statements")
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip recreating and seeding: search the database as it is")
     options = parser.parse_args()
 
     from flask_migrate import upgrade
@@ -228,24 +244,31 @@ def main() -> None:
 
     url = sqlalchemy_url(options.database_url)
     rng = random.Random(20261203)
-    recreate(url)
+    if not options.reuse:
+        recreate(url)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PDM_INSTANCE_PATH"] = tmp
         app = create_app({"PDM_DATABASE_URL": url.render_as_string(hide_password=False),
                           "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False)})
         with app.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
-            users.ensure_roles(db.session)
-            quality = users.create_user(db.session, actor=None, email="quality@bench.example",
-                                        password=PASSWORD,
-                                        printed_name="Bench Quality", roles=["quality"])
-            db.session.commit()
-            quality_id = quality.id
-            t0 = time.perf_counter()
-            seeded = seed(db.engine, options.cases, rng)
-            print(f"seeded {options.cases} cases, {seeded['files']} stored files "
-                  f"({seeded['held']} held), {seeded['reports']} verification reports in "
-                  f"{time.perf_counter() - t0:.1f} s (not timed)")
+            if options.reuse:
+                seeded = reuse(db.engine, rng)
+                quality_id = db.session.scalar(sa.select(User.id).where(
+                    User.email == "quality@bench.example"))
+                options.cases = seeded["cases"]
+            else:
+                upgrade(directory=str(ROOT / "migrations"))
+                users.ensure_roles(db.session)
+                quality = users.create_user(db.session, actor=None,
+                                            email="quality@bench.example", password=PASSWORD,
+                                            printed_name="Bench Quality", roles=["quality"])
+                db.session.commit()
+                quality_id = quality.id
+                t0 = time.perf_counter()
+                seeded = seed(db.engine, options.cases, rng)
+                print(f"seeded {options.cases} cases, {seeded['files']} stored files "
+                      f"({seeded['held']} held), {seeded['reports']} verification reports in "
+                      f"{time.perf_counter() - t0:.1f} s (not timed)")
             db.session.expire_all()
             actor = db.session.get(User, quality_id)
             assert actor is not None
