@@ -61,4 +61,6 @@ def downgrade():
         batch_op.drop_index('ix_case_device_type_verification')
         batch_op.drop_index('ix_case_status_created_at')
         batch_op.drop_index(batch_op.f('ix_case_released_at'))
+    with op.batch_alter_table('case', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('ck_case_verificationresult'), type_='check')
         batch_op.drop_column('verification_result')
