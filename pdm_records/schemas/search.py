@@ -20,7 +20,7 @@ SORT_KEYS = ("created_at", "number", "status", "released_at", "retain_until", "p
 SORTS = tuple(k for key in SORT_KEYS for k in (key, f"-{key}"))
 MAX_PER_PAGE = 100
 ID_RANGE = validate.Range(min=1, max=2**31 - 1)
-PREFIX = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9-]*$",
+PREFIX = validate.Regexp(r"^([A-Za-z0-9][A-Za-z0-9-]*)?$",
                          error="Use letters, digits and hyphens only (a prefix is enough).")
 
 
