@@ -15,6 +15,7 @@ from .cases import (
     Patient,
     RequestRevision,
     RevisionStatus,
+    VerificationResult,
 )
 from .catalogue import DeviceCategory, DeviceType, Site, SiteKind
 from .envelopes import EnvelopeStatus, EnvelopeVersion, VerificationReport
@@ -58,5 +59,6 @@ __all__ = [
     "StoredFile",
     "User",
     "VerificationReport",
+    "VerificationResult",
     "roles_users",
 ]

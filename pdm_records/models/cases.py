@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 
 class Patient(Base):
     __tablename__ = "patient"
-    __table_args__ = (sa.UniqueConstraint("institution_id", "code"),)
+    __table_args__ = (
+        sa.UniqueConstraint("institution_id", "code"),
+        # Search by code prefix, ``code LIKE 'ABC%'`` (services/search.py); text_pattern_ops
+        # lets PostgreSQL use the index whatever the database collation.
+        sa.Index("ix_patient_code_prefix", "code", postgresql_ops={"code": "text_pattern_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(32))
@@ -50,6 +55,14 @@ class CaseStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class VerificationResult(StrEnum):
+    """The latest design iteration's latest verification result (what search filters on)."""
+
+    NONE = "none"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
 class CaseNumberCounter(Base):
     """Last case number handed out per year; rows are locked while a number is allocated."""
 
@@ -61,6 +74,13 @@ class CaseNumberCounter(Base):
 
 class Case(Base):
     __tablename__ = "case"
+    # Indexes for the quality search's query mix (services/search.py, benchmarks/bench_search.py).
+    __table_args__ = (
+        sa.Index("ix_case_status_created_at", "status", "created_at"),
+        sa.Index("ix_case_device_type_verification", "device_type_id", "verification_result",
+                 "created_at"),
+        sa.Index("ix_case_number_prefix", "number", postgresql_ops={"number": "text_pattern_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(sa.String(20), unique=True)
@@ -73,8 +93,14 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Latest retention deadline over all the case's record objects (the retention issue keeps it).
     retain_until: Mapped[datetime | None] = mapped_column(default=None, index=True)
-    released_at: Mapped[datetime | None] = mapped_column(default=None)
+    released_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     delivered_on: Mapped[date | None] = mapped_column(default=None)
+    # Kept by the verification service (a new iteration resets it to "none") so that search
+    # filters on it without a correlated subquery per case. The dossier and ``pdm verify-case``
+    # re-check the reports themselves.
+    verification_result: Mapped[VerificationResult] = mapped_column(
+        enum_column(VerificationResult), default=VerificationResult.NONE,
+        server_default=VerificationResult.NONE.value)
 
     patient: Mapped[Patient] = relationship(lazy="joined")
     device_type: Mapped[DeviceType] = relationship(lazy="joined")

@@ -46,6 +46,9 @@ class VerificationReport(Base):
     """The result of verifying one design iteration against one approved envelope version."""
 
     __tablename__ = "verification_report"
+    # Search by envelope version: EXISTS over (envelope_version_id, case_id).
+    __table_args__ = (sa.Index("ix_verification_report_envelope_case", "envelope_version_id",
+                               "case_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("case.id"), index=True)

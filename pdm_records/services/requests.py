@@ -41,6 +41,7 @@ from ..models import (
     StoredFile,
     User,
     VerificationReport,
+    VerificationResult,
 )
 from ..models.users import roles_users
 from ..permissions import Role
@@ -718,6 +719,8 @@ def add_design_iteration(
                                 units=units, notes=notes, created_by_id=actor.id,
                                 created_at=now)
     session.add(iteration)
+    # The latest iteration has no verification yet (what search filters on).
+    case.verification_result = VerificationResult.NONE
     session.flush()
     record_event(session, actor=actor, action="design_iteration.added",
                  target_type="design_iteration", target_id=iteration.id, case_id=case.id,

@@ -21,7 +21,15 @@ from ..envelopes import EnvelopeError
 from ..errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from ..geometry.errors import MeshError, RayEngineUnavailable
 from ..geometry.report import check_mesh_bytes
-from ..models import Case, CaseStatus, DesignIteration, RevisionStatus, User, VerificationReport
+from ..models import (
+    Case,
+    CaseStatus,
+    DesignIteration,
+    RevisionStatus,
+    User,
+    VerificationReport,
+    VerificationResult,
+)
 from ..permissions import Role
 from ..retention import retention_floor
 from ..storage import ObjectStore, StorageError, StorageUnavailable
@@ -82,6 +90,9 @@ def verify_iteration(
     # The row id keeps the key unique when the same iteration is verified again.
     row.record_key = (f"records/{case.number}/verification-{iteration.number}-{row.id}-"
                       f"{row.report_sha256[:16]}.json")
+    if iteration.id == case.iterations[-1].id:  # what search filters on (services/search.py)
+        case.verification_result = (VerificationResult.PASSED if passed
+                                    else VerificationResult.FAILED)
     record_event(session, actor=actor, action="design_iteration.verified",
                  target_type="verification_report", target_id=row.id, case_id=case.id,
                  after={"iteration": iteration.number, "passed": passed,

@@ -13,13 +13,14 @@ from .security_headers import register_security_headers
 
 
 def register_web(app: Flask) -> None:
-    from . import account, admin, cases, envelopes, main
+    from . import account, admin, cases, envelopes, main, records
 
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(account.bp, url_prefix="/account")
     app.register_blueprint(cases.bp, url_prefix="/cases")
     app.register_blueprint(envelopes.bp, url_prefix="/envelopes")
+    app.register_blueprint(records.bp, url_prefix="/cases")  # search, dossier (quality)
     register_error_handlers(app)
     register_security_headers(app)
 

@@ -61,6 +61,8 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("cases.transition", "POST"): CASE_ROLES,
     ("cases.comment", "POST"): CASE_ROLES,
     ("cases.notifications", "GET"): SIGNED_IN,
+    ("records.search", "GET"): frozenset({QUAL}),
+    ("records.dossier", "GET"): frozenset({QUAL}),
     ("cases.notifications", "POST"): SIGNED_IN,
     ("envelopes.index", "GET"): CASE_ROLES,
     ("envelopes.view", "GET"): CASE_ROLES,
@@ -98,6 +100,7 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("api_cases.transition", "POST"): CASE_ROLES,
     ("api_cases.comment", "POST"): CASE_ROLES,
     ("api_notifications.notifications", "GET"): SIGNED_IN,
+    ("api_search.search", "GET"): frozenset({QUAL}),
     ("api_catalogue.device_types", "GET"): frozenset({CLIN, ENG, QUAL}),
     ("api_catalogue.sites", "GET"): frozenset({CLIN, ENG, QUAL}),
 }
