@@ -20,6 +20,7 @@ from .envelopes import EnvelopeStatus, EnvelopeVersion, VerificationReport
 from .files import FileState, StoredFile
 from .jobs import Job, JobStatus
 from .notifications import Notification
+from .previews import DesignPreview
 from .signatures import Signature, SignatureMeaning
 from .users import ApiToken, RoleRow, User, roles_users
 
@@ -35,6 +36,7 @@ __all__ = [
     "CaseTransition",
     "Comment",
     "DesignIteration",
+    "DesignPreview",
     "DeviceCategory",
     "DeviceType",
     "EnvelopeStatus",
