@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -54,35 +53,38 @@ def hollow_box(outer: float = 40.0, cavity_lo: tuple[float, float, float] = (1.0
     return vertices, faces
 
 
-def graded_plate(half_width: float = 35.0, radius: float = 90.0, thin: float = 0.7,
-                 thick: float = 3.5, n: int = 48) -> tuple[np.ndarray, np.ndarray]:
-    """A curved plate (a patch of a spherical shell, like a cranial implant) whose wall grows
-    linearly from ``thin`` mm at x = -half_width to ``thick`` mm at x = +half_width."""
-    s = np.linspace(-half_width, half_width, n + 1)
-    x, y = np.meshgrid(s, s, indexing="ij")
+def graded_plate(plate_radius: float = 40.0, radius: float = 65.0, thin: float = 0.7,
+                 thick: float = 3.5, rings: int = 28, sectors: int = 128,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A round curved plate (a cap of a spherical shell, like a cranial implant) whose wall,
+    measured along the sphere's radius, is ``thick`` mm at the centre and thins towards the
+    rim: thick - (thick - thin) * (r / plate_radius)^2, so ``thin`` mm at the edge and under
+    1 mm (the demo envelope's minimum) in the outer ~5 %. Closed, wound outward."""
+    r = np.linspace(0.0, plate_radius, rings + 1)[1:]
+    theta = np.linspace(0.0, 2 * np.pi, sectors, endpoint=False)
+    x = np.concatenate([[0.0], (r[:, None] * np.cos(theta)[None, :]).ravel()])
+    y = np.concatenate([[0.0], (r[:, None] * np.sin(theta)[None, :]).ravel()])
     z = np.sqrt(radius**2 - x**2 - y**2)
     d = np.stack([x, y, z], -1) / radius
-    wall = thin + (x + half_width) / (2 * half_width) * (thick - thin)
-    outer = d * radius
-    inner = d * (radius - wall)[..., None]
-    count = (n + 1) ** 2
-    vertices = np.vstack([outer.reshape(-1, 3), inner.reshape(-1, 3)])
-    vertices[:, 2] -= radius - 10.0
-    idx = np.arange(count).reshape(n + 1, n + 1)
-    q00, q10 = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel()
-    q11, q01 = idx[1:, 1:].ravel(), idx[:-1, 1:].ravel()
-    top = np.vstack([np.stack([q00, q10, q11], 1), np.stack([q00, q11, q01], 1)])
-    faces = [top, top[:, ::-1] + count]
-    ring = np.concatenate([idx[:, 0], idx[-1, 1:], idx[-2::-1, -1], idx[0, -2:0:-1]])
-    nxt = np.roll(ring, -1)
-    faces.append(np.stack([ring, nxt + count, nxt], 1))
-    faces.append(np.stack([ring, ring + count, nxt + count], 1))
-    all_faces = np.vstack(faces)
-    tri = vertices[all_faces]
+    wall = thick - (thick - thin) * (x**2 + y**2) / plate_radius**2
+    count = len(x)
+    vertices = np.vstack([d * radius, d * (radius - wall)[:, None]])
+    vertices[:, 2] -= radius - 20.0
+    ring = np.arange(rings * sectors).reshape(rings, sectors) + 1
+    nxt = np.roll(ring, -1, axis=1)
+    fan = np.stack([np.zeros(sectors, np.int64), ring[0], nxt[0]], 1)
+    quads = np.vstack([np.stack([ring[:-1].ravel(), ring[1:].ravel(), nxt[1:].ravel()], 1),
+                       np.stack([ring[:-1].ravel(), nxt[1:].ravel(), nxt[:-1].ravel()], 1)])
+    top = np.vstack([fan, quads])  # counter-clockwise seen from +z: outward on the top
+    edge, edge_next = ring[-1], nxt[-1]
+    side = np.vstack([np.stack([edge, edge + count, edge_next + count], 1),
+                      np.stack([edge, edge_next + count, edge_next], 1)])
+    faces = np.vstack([top, top[:, ::-1] + count, side])
+    tri = vertices[faces]
     volume = np.einsum("ij,ij->", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
     if volume < 0:
-        all_faces = all_faces[:, ::-1]
-    return vertices, all_faces
+        faces = faces[:, ::-1]
+    return vertices, faces
 
 
 def stl(vertices: np.ndarray, faces: np.ndarray) -> bytes:
@@ -114,6 +116,18 @@ def approve_envelope(app: Flask, accounts: Accounts, device_type_id: int,
     assert approved.status_code == 200, approved.get_json()
 
 
+_BOUNDARY = "pdm-viewer-test-boundary"
+
+
+def _multipart(data: bytes, filename: str) -> bytes:
+    """The upload form as raw bytes: werkzeug's test client spools a multipart body over
+    500 KB into a temporary file it never closes (a ResourceWarning, an error here)."""
+    head = (f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="units"\r\n\r\nmm\r\n'
+            f'--{_BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n')
+    return head.encode() + data + f"\r\n--{_BOUNDARY}--\r\n".encode()
+
+
 def case_with_iteration(app: Flask, accounts: Accounts, catalogue: dict[str, int],
                         mesh: bytes, *, envelope: dict[str, Any] | None = None,
                         run_worker: bool = True) -> dict[str, Any]:
@@ -129,8 +143,8 @@ def case_with_iteration(app: Flask, accounts: Accounts, catalogue: dict[str, int
     assert client.post(f"/api/v1/cases/{case['id']}/transitions", json={"to": "accepted"},
                        headers=bearer(engineer)).status_code == 200
     uploaded = client.post(f"/api/v1/cases/{case['id']}/iterations", headers=bearer(engineer),
-                           data={"file": (io.BytesIO(mesh), "design.stl"), "units": "mm"},
-                           content_type="multipart/form-data")
+                           data=_multipart(mesh, "design.stl"),
+                           content_type=f"multipart/form-data; boundary={_BOUNDARY}")
     assert uploaded.status_code == 201, uploaded.get_json()
     if run_worker:
         queued = client.post(f"/api/v1/cases/{case['id']}/iterations/1/verify",

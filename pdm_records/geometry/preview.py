@@ -258,8 +258,8 @@ def build_preview(
     classes: list[dict[str, Any]] = []
     if min_wall is not None:
         classes.append(_class_entry("below_min", WARNING_COLOR, cls == bands, area, total_area,
-                                    label=f"thinner than the envelope minimum "
-                                    f"({_fmt(min_wall)} mm)", upper=float(min_wall)))
+                                    label=f"< {_fmt(min_wall)} mm: below the envelope "
+                                    "minimum", upper=float(min_wall)))
     for i in range(bands):
         a, b = lower + i * width, lower + (i + 1) * width
         label = f"{_fmt(a)}–{_fmt(b)} mm" if i < bands - 1 else f"≥ {_fmt(a)} mm"

@@ -153,6 +153,40 @@ function markerSprite(marker, size) {
   return sprite;
 }
 
+// Distance along `direction` from `centre` at which every point is in view (with a margin),
+// for a camera looking back at the centre.
+function fitDistance(points, centre, direction, fovDegrees, aspect) {
+  const forward = direction.clone().negate();
+  const right = new Vector3().crossVectors(forward, new Vector3(0, 1, 0)).normalize();
+  const up = new Vector3().crossVectors(right, forward).normalize();
+  const tanV = Math.tan((fovDegrees * Math.PI) / 360);
+  const tanH = tanV * aspect;
+  const v = new Vector3();
+  let distance = 0;
+  for (const point of points) {
+    v.copy(point).sub(centre);
+    const depth = v.dot(forward);
+    distance = Math.max(distance, Math.abs(v.dot(right)) / tanH - depth,
+      Math.abs(v.dot(up)) / tanV - depth);
+  }
+  return Math.max(distance * 1.2, 1e-6);
+}
+
+// Up to ~20,000 vertex positions of the model in world coordinates (for framing).
+function samplePoints(model) {
+  model.updateMatrixWorld(true);
+  const points = [];
+  model.traverse((object) => {
+    if (!object.isMesh) return;
+    const position = object.geometry.attributes.position;
+    const step = Math.max(1, Math.floor(position.count / 20000));
+    for (let i = 0; i < position.count; i += step) {
+      points.push(new Vector3().fromBufferAttribute(position, i).applyMatrix4(object.matrixWorld));
+    }
+  });
+  return points;
+}
+
 function createView(root, gltf, legend) {
   const stage = root.querySelector("[data-viewer-stage]");
   const renderer = new WebGLRenderer({ antialias: true });
@@ -170,13 +204,15 @@ function createView(root, gltf, legend) {
   scene.background = new Color("#f3f5f7");
   const camera = new PerspectiveCamera(35, 1, 0.0001, 100);
   scene.add(camera);
-  scene.add(new HemisphereLight("#ffffff", "#b9c0c8", 1.9));
-  const headlight = new DirectionalLight("#ffffff", 1.5);
-  headlight.position.set(0.4, 0.6, 0);
+  // Soft sky light plus a key light above and to the right of the viewer (it turns with the
+  // camera), so curvature reads as shading while the colours stay close to the legend's.
+  scene.add(new HemisphereLight("#ffffff", "#6b7480", 0.9));
+  const key = new DirectionalLight("#ffffff", 2.6);
+  key.position.set(-1.0, 1.5, 0.4);
   const target = new Object3D();
   target.position.set(0, 0, -1);
-  camera.add(headlight, target);
-  headlight.target = target;
+  camera.add(key, target);
+  key.target = target;
 
   const model = gltf.scene;
   scene.add(model);
@@ -184,6 +220,7 @@ function createView(root, gltf, legend) {
   const box = new Box3().setFromObject(model);
   const centre = box.getCenter(new Vector3());
   const radius = Math.max(box.getSize(new Vector3()).length() / 2, 1e-6);
+  const points = samplePoints(model);
 
   // Markers live in the design's own coordinates (mm, the file's axes), like the legend's.
   const b = legend.bounds;
@@ -197,14 +234,20 @@ function createView(root, gltf, legend) {
 
   const controls = new OrbitControls(camera, canvas);
   controls.enableDamping = false;
-  const distance = radius / Math.sin((camera.fov * Math.PI) / 360) * 1.08;
+  let distance = radius * 3;
+  let moved = false; // once the user turned the model, a resize keeps their view
+  controls.addEventListener("start", () => { moved = true; });
   const home = () => {
+    distance = fitDistance(points, centre, VIEW_DIRECTION, camera.fov, camera.aspect);
     controls.target.copy(centre);
     camera.position.copy(centre).addScaledVector(VIEW_DIRECTION, distance);
     camera.near = distance / 1000;
     camera.far = distance * 20;
     camera.updateProjectionMatrix();
+    controls.minDistance = radius * 0.05;
+    controls.maxDistance = distance * 6;
     controls.update();
+    moved = false;
   };
 
   let pending = false;
@@ -235,6 +278,7 @@ function createView(root, gltf, legend) {
     renderer.setSize(width, height, false);
     camera.aspect = width / height;
     camera.updateProjectionMatrix();
+    if (!moved) home();
     requestDraw();
   };
   new ResizeObserver(resize).observe(stage);
