@@ -52,7 +52,7 @@ _RANK = list(LicenceCategory)
 # SPDX ids by category. Anything not listed is UNKNOWN: a human reviews it.
 PERMISSIVE_IDS = frozenset({
     "0BSD", "Apache-2.0", "BSD-1-Clause", "BSD-2-Clause", "BSD-3-Clause", "BSD-3-Clause-Open-MPI",
-    "BSL-1.0", "CC0-1.0", "curl", "HPND", "ISC", "MIT", "MIT-0", "NCSA", "OLDAP-2.8",
+    "BSL-1.0", "CC0-1.0", "curl", "HPND", "ISC", "MIT", "MIT-0", "MIT-CMU", "NCSA", "OLDAP-2.8",
     "PostgreSQL", "PSF-2.0", "Python-2.0", "Unlicense", "X11", "Zlib",
 })
 _WEAK_PREFIXES = ("LGPL-", "MPL-", "EPL-", "CDDL-")

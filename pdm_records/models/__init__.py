@@ -22,6 +22,7 @@ from .envelopes import EnvelopeStatus, EnvelopeVersion, VerificationReport
 from .files import FileState, StoredFile
 from .jobs import Job, JobStatus
 from .notifications import Notification
+from .previews import DesignPreview
 from .signatures import Signature, SignatureMeaning
 from .users import ApiToken, RoleRow, User, roles_users
 
@@ -40,6 +41,7 @@ __all__ = [
     "CharacteristicConfirmation",
     "Comment",
     "DesignIteration",
+    "DesignPreview",
     "DeviceCategory",
     "DeviceType",
     "EnvelopeStatus",

@@ -141,4 +141,11 @@ def _verify_iteration(session: DbSession, store: ObjectStore, job: Job,
     session.flush()
     report = verify_iteration(session, store, actor=actor, case=case,
                               number=int(job.payload["number"]))
-    return {"report_id": report.id, "passed": report.passed}
+    # The 3D preview is a derived cache: made here so the viewer opens at once, rebuilt on
+    # demand if this fails (services/previews.py); it never fails the verification.
+    from .previews import preview_after_verification
+
+    job.progress = "building the 3D preview"
+    session.flush()
+    preview = preview_after_verification(session, store, report)
+    return {"report_id": report.id, "passed": report.passed, "preview": preview}
