@@ -20,6 +20,7 @@ from .envelopes import EnvelopeStatus, EnvelopeVersion, VerificationReport
 from .files import FileState, StoredFile
 from .jobs import Job, JobStatus
 from .notifications import Notification
+from .retention import DisposalItem, LegalHold, Tombstone, TombstoneState
 from .signatures import Signature, SignatureMeaning
 from .users import ApiToken, RoleRow, User, roles_users
 
@@ -37,11 +38,13 @@ __all__ = [
     "DesignIteration",
     "DeviceCategory",
     "DeviceType",
+    "DisposalItem",
     "EnvelopeStatus",
     "EnvelopeVersion",
     "FileState",
     "Job",
     "JobStatus",
+    "LegalHold",
     "Notification",
     "Patient",
     "RequestRevision",
@@ -52,6 +55,8 @@ __all__ = [
     "Site",
     "SiteKind",
     "StoredFile",
+    "Tombstone",
+    "TombstoneState",
     "User",
     "VerificationReport",
     "roles_users",

@@ -23,7 +23,6 @@ from ..geometry.errors import MeshError, RayEngineUnavailable
 from ..geometry.report import check_mesh_bytes
 from ..models import Case, CaseStatus, DesignIteration, RevisionStatus, User, VerificationReport
 from ..permissions import Role
-from ..retention import retention_floor
 from ..storage import ObjectStore, StorageError, StorageUnavailable
 from . import DbSession
 from .audit import record_event
@@ -87,8 +86,11 @@ def verify_iteration(
                  after={"iteration": iteration.number, "passed": passed,
                         "envelope_version": envelope.version,
                         "report_sha256": row.report_sha256})
-    _store_report(store, row, body, retention_floor(implantable=case.device_type.implantable,
-                                                    start=now))
+    from .retention import deadline_for_new_record, protect_case
+
+    _store_report(store, row, body, deadline_for_new_record(session, case, now=now))
+    protect_case(session, store, actor=actor, case=case,
+                 cause=f"verification report of design iteration #{iteration.number}")
     return row
 
 
