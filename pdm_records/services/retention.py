@@ -29,6 +29,7 @@ again). The policy comes from the application (``PDM_RETENTION_POLICY``, see
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -365,10 +366,9 @@ def _apply_hold(session: DbSession, store: ObjectStore, case: Case, *, on: bool)
         for obj in case_objects(session, case):
             if obj.row is not None and obj.row.legal_hold == on:
                 continue
-            try:
+            # A missing object has nothing to hold; reconciliation reports it.
+            with contextlib.suppress(ObjectNotFound):
                 store.set_legal_hold(obj.key, version_id=obj.version_id, on=on)
-            except ObjectNotFound:
-                pass  # nothing to hold in the store; reconciliation reports the missing object
             if obj.row is not None:
                 obj.row.legal_hold = on
     except StorageError as exc:
