@@ -13,12 +13,13 @@ from .security_headers import register_security_headers
 
 
 def register_web(app: Flask) -> None:
-    from . import account, admin, cases, main
+    from . import account, admin, cases, main, retention
 
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
     app.register_blueprint(account.bp, url_prefix="/account")
     app.register_blueprint(cases.bp, url_prefix="/cases")
+    app.register_blueprint(retention.bp, url_prefix="/retention")
     register_error_handlers(app)
     register_security_headers(app)
 

@@ -61,6 +61,11 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("cases.comment", "POST"): CASE_ROLES,
     ("cases.notifications", "GET"): SIGNED_IN,
     ("cases.notifications", "POST"): SIGNED_IN,
+    ("retention.overview", "GET"): frozenset({QUAL}),
+    ("retention.disposal", "GET"): frozenset({QUAL}),
+    ("retention.dispose", "POST"): frozenset({QUAL}),
+    ("retention.place_hold", "POST"): frozenset({QUAL}),
+    ("retention.release_hold", "POST"): frozenset({QUAL}),
     ("api-docs.openapi_json", "GET"): EVERYONE,
     ("api_health.health", "GET"): EVERYONE,
     ("api_me.me", "GET"): SIGNED_IN,
@@ -94,7 +99,7 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
 SAMPLE_ARGS = {"filename": "css/app.css", "token_id": "999999", "user_id": "999999",
                "case_id": "999999", "attachment_id": "999999", "device_type_id": "999999",
                "number": "999999", "version_id": "999999",
-               "job_id": "999999"}
+               "job_id": "999999", "hold_id": "999999"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
