@@ -55,7 +55,7 @@ from ..models import (
     VerificationReport,
 )
 from ..permissions import Role
-from ..retention import DEFAULT_POLICY, IMPLANTABLE_YEARS, CaseFacts, Decision, Policy, add_years
+from ..retention import DEFAULT_POLICY, CaseFacts, Decision, Policy
 from ..retention import compute as compute_decision
 from ..storage import ObjectNotFound, ObjectStore, RetentionViolation, StorageError
 from ..storage import StorageUnavailable as StoreDown
@@ -266,10 +266,13 @@ def _extend_by_head(store: ObjectStore, obj: RecordObject, target: datetime, *, 
     return changed
 
 
-def _keep_for_ever_until(case: Case, now: datetime) -> datetime:
-    """Lock of records the application never disposes (hold records, tombstones): at least the
-    longest IMDRF period from now, and not before the case's own deadline."""
-    floor = add_years(now, IMPLANTABLE_YEARS)
+def _keep_for_ever_until(case: Case, now: datetime, policy: Policy | None = None) -> datetime:
+    """Lock of records the application never disposes (hold records, tombstones): the longest
+    period of the policy from now, and not before the case's own deadline. (The application
+    has no path that deletes them; the lock adds the store's protection on top.)"""
+    periods = [p for r in (policy or current_policy()).regimes
+               for p in (r.implantable, r.other, r.minimum) if p is not None]
+    floor = max(p.after(now) for p in periods)
     return max(floor, case.retain_until) if case.retain_until else floor
 
 
@@ -384,7 +387,15 @@ def eligible_query(now: datetime) -> sa.Select[tuple[Case]]:
         ~sa.exists().where(LegalHold.case_id == Case.id, LegalHold.released_at.is_(None)),
         ~sa.exists().where(Tombstone.case_id == Case.id,
                            Tombstone.state == TombstoneState.COMPLETE),
+        ~sa.exists().where(StoredFile.case_id == Case.id, StoredFile.state != FileState.DISPOSED,
+                           StoredFile.retain_until > now),
     ).order_by(Case.retain_until, Case.id)
+
+
+def _latest_file_lock(session: DbSession, case: Case) -> datetime | None:
+    """The latest retain-until of the case's stored files (a draft upload keeps its own floor)."""
+    return session.scalar(sa.select(sa.func.max(StoredFile.retain_until)).where(
+        StoredFile.case_id == case.id, StoredFile.state != FileState.DISPOSED))
 
 
 def disposal_refusal(session: DbSession, case: Case, now: datetime,
@@ -401,8 +412,9 @@ def disposal_refusal(session: DbSession, case: Case, now: datetime,
     if tomb is not None:
         return None  # a pending disposal was signed after these checks: it may be completed
     decision = decide(session, case, policy=policy)
-    until = max(d for d in (case.retain_until, decision.retain_until) if d is not None) \
-        if (case.retain_until or decision.retain_until) else None
+    candidates = [d for d in (case.retain_until, decision.retain_until, _latest_file_lock(
+        session, case)) if d is not None]
+    until = max(candidates) if candidates else None
     if until is None:
         return f"{case.number} has no signed records; there is nothing to dispose."
     if now < _ceil_second(until):
@@ -433,7 +445,8 @@ def start_disposal(
                      after={"remaining": sum(1 for i in existing.items if i.deleted_at is None)})
         return existing
     decision = decide(session, case, policy=policy)
-    until = max(d for d in (case.retain_until, decision.retain_until) if d is not None)
+    until = max(d for d in (case.retain_until, decision.retain_until,
+                            _latest_file_lock(session, case)) if d is not None)
     objects = case_objects(session, case)
     tomb = Tombstone(case_id=case.id, state=TombstoneState.PENDING, reason=reason,
                      retain_until=until, regime=decision.explain()[:200],
