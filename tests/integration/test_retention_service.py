@@ -333,3 +333,44 @@ def test_an_interrupted_disposal_is_recorded_and_a_rerun_completes_it(
         assert outcomes == ["deleted", "absent", "deleted"]
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Tombstone)) == 1
         assert "disposal.resumed" in set(db.session.scalars(sa.select(AuditEvent.action)))
+
+
+def test_the_envelope_and_report_a_case_used_are_kept_as_long_as_the_case(
+        app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    from pdm_records.models import EnvelopeVersion
+    from tests.functional.test_envelopes_verification import (
+        HOLLOW_LIMITS,
+        _case_in_design,
+        _envelope,
+        _hollow_box,
+        verify,
+    )
+    from tests.retention_support import step
+
+    envelope = _envelope(app, accounts, catalogue["implant"], HOLLOW_LIMITS)
+    case = _case_in_design(app, accounts, catalogue, _hollow_box())
+    assert verify(app, case)["passed"] is True
+    case["quality"] = accounts.token("quality")
+    for target, who in (("verified", "engineer"), ("awaiting_approval", "engineer"),
+                        ("approved", "clinician"), ("released", "quality")):
+        assert step(app, case[who], case["id"], to=target, password=PASSWORD).status_code == 200
+    assert step(app, case["engineer"], case["id"], to="delivered",
+                delivered_on=date.today().isoformat()).status_code == 200
+    store = _store(app)
+    with app.app_context():
+        row = _case(case["id"])
+        expected = datetime.combine(date.today().replace(year=date.today().year + 20), time(),
+                                    UTC)
+        assert row.retain_until == expected  # 20 years after delivery (the test policy)
+        kinds = {o.kind for o in _objects(row)}
+        assert {"stored_file", "signature", "report"} <= kinds
+        for obj in _objects(row):
+            assert store.head(obj.key, version_id=obj.version_id).retain_until == expected
+        version = db.session.get(EnvelopeVersion, envelope["id"])
+        assert version is not None and version.signature_id is not None
+        signature = db.session.get(Signature, version.signature_id)
+        assert signature is not None
+        # Approved with a 15-year floor; the case that used it moved it to the case's deadline.
+        assert signature.signed_at.replace(year=signature.signed_at.year + 15) < expected
+        assert store.head(signature.record_key,
+                          version_id=signature.record_version_id).retain_until == expected
