@@ -218,14 +218,17 @@ def protect_case(
     try:
         for obj in case_objects(session, case):
             if obj.row is not None:
-                if obj.row.state is FileState.RECORD and obj.row.retain_until < target:
-                    store.extend_retention(obj.key, version_id=obj.version_id,
-                                           retain_until=target)
-                    obj.row.retain_until = target
-                    extended += 1
-                if held and not obj.row.legal_hold:
-                    store.set_legal_hold(obj.key, version_id=obj.version_id, on=True)
-                    obj.row.legal_hold = True
+                try:
+                    if obj.row.state is FileState.RECORD and obj.row.retain_until < target:
+                        store.extend_retention(obj.key, version_id=obj.version_id,
+                                               retain_until=target)
+                        obj.row.retain_until = target
+                        extended += 1
+                    if held and not obj.row.legal_hold:
+                        store.set_legal_hold(obj.key, version_id=obj.version_id, on=True)
+                        obj.row.legal_hold = True
+                except ObjectNotFound:
+                    missing.append(obj.key)  # reconciliation marks the row damaged
                 continue
             if moved or held:
                 extended += _extend_by_head(store, obj, target, hold=held, missing=missing)

@@ -374,3 +374,27 @@ def test_the_envelope_and_report_a_case_used_are_kept_as_long_as_the_case(
         assert signature.signed_at.replace(year=signature.signed_at.year + 15) < expected
         assert store.head(signature.record_key,
                           version_id=signature.record_version_id).retain_until == expected
+
+
+def test_a_missing_object_is_named_and_the_others_are_still_extended(
+        app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    case_ref = signed_case(app, accounts, catalogue)
+    store = _store(app)
+    with app.app_context():
+        lost = _objects(_case(case_ref["id"]))[0]
+        # Someone with shell access removes a file of the local store (only S3 COMPLIANCE
+        # prevents that): the metadata goes, so the store no longer knows the object.
+        (Path(app.config["PDM_STORAGE_PATH"]) / "meta" / (lost.key + ".json")).unlink()
+    release(app, case_ref)
+    with app.app_context():
+        case = _case(case_ref["id"])
+        event = db.session.scalar(sa.select(AuditEvent).where(
+            AuditEvent.action == "retention.extended").order_by(AuditEvent.id.desc()))
+        assert event is not None and event.after is not None
+        assert lost.key in event.after["objects_missing"]
+        for obj in _objects(case):
+            if obj.key != lost.key:
+                assert store.head(obj.key, version_id=obj.version_id).retain_until == \
+                    case.retain_until
+        view = svc.case_retention(db.session, case, store)
+        assert any(lost.key in p for p in view["storage"]["problems"])
