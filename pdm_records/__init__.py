@@ -41,6 +41,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["pdm_config_problems"] = problems
     if problems and app.config["PDM_ENV"] == "production" and _is_serving():
         raise ConfigurationError(problems)
+    from .retention import PolicyError, load_policy
+
+    try:
+        app.extensions["pdm_retention_policy"] = load_policy(app.config["PDM_RETENTION_POLICY"])
+    except PolicyError as exc:
+        # Retention is the product's promise: no server or worker runs on a broken policy, in
+        # any environment. Other commands start; `pdm doctor` reports it, and every action that
+        # needs the policy refuses (services.retention.current_policy).
+        app.extensions["pdm_retention_policy"] = None
+        if _is_serving():
+            raise ConfigurationError([f"PDM_RETENTION_POLICY: {p}" for p in exc.problems]) \
+                from exc
 
     proxies = int(app.config["PDM_PROXY_COUNT"])
     if proxies > 0:

@@ -93,6 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
             "checkpoint the audit chain head into write-once storage every N events"),
     Setting("PDM_AUDIT_CHECKPOINT_SECONDS", 3600, _int,
             "… or when this many seconds have passed since the last checkpoint"),
+    Setting("PDM_RETENTION_POLICY", None, _str,
+            "YAML retention policy (docs/retention.md); default: built-in IMDRF 15 / 5 years"),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -283,7 +285,19 @@ def check_settings(config: Mapping[str, Any]) -> list[str]:
             problems.append(f"{key} must be a positive number")
     if int(config.get("PDM_TOKEN_EXPIRY_DAYS") or 0) <= 0:
         problems.append("PDM_TOKEN_EXPIRY_DAYS must be a positive number of days")
+    problems.extend(retention_policy_problems(config))
     if env == "production" and str(config.get("PDM_DATABASE_URL", "")).startswith("sqlite"):
         # Allowed (day-one single machine), but worth saying in doctor; not a refusal.
         pass
     return problems
+
+
+def retention_policy_problems(config: Mapping[str, Any]) -> list[str]:
+    """Problems of the configured retention policy file (empty for a sound one or the default)."""
+    from .retention import PolicyError, load_policy
+
+    try:
+        load_policy(config.get("PDM_RETENTION_POLICY"))
+    except PolicyError as exc:
+        return [f"PDM_RETENTION_POLICY: {p}" for p in exc.problems]
+    return []

@@ -42,6 +42,8 @@ class Permission(StrEnum):
     ACT_ON_CASES = "case:act"
     MANAGE_DESIGN = "design:manage"
     MANAGE_ENVELOPES = "envelope:manage"
+    # Legal holds, the retention overview and disposal (DOMAIN.md §5).
+    MANAGE_RETENTION = "retention:manage"
     MANAGE_CATALOGUE = "catalogue:manage"
     MANAGE_USERS = "user:manage"
     VIEW_CONFIGURATION = "config:view"
@@ -59,6 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.QUALITY: frozenset({
         Permission.VIEW_CATALOGUE, Permission.VIEW_ALL_CASES, Permission.MANAGE_ENVELOPES,
         Permission.MANAGE_CATALOGUE, Permission.VIEW_CASES, Permission.ACT_ON_CASES,
+        Permission.MANAGE_RETENTION,
     }),
     Role.ADMIN: frozenset({
         Permission.MANAGE_USERS, Permission.VIEW_CONFIGURATION, Permission.MANAGE_CATALOGUE,

@@ -23,6 +23,7 @@ from .files import FileState, StoredFile
 from .jobs import Job, JobStatus
 from .notifications import Notification
 from .previews import DesignPreview
+from .retention import DisposalItem, LegalHold, Tombstone, TombstoneState
 from .signatures import Signature, SignatureMeaning
 from .users import ApiToken, RoleRow, User, roles_users
 
@@ -44,11 +45,13 @@ __all__ = [
     "DesignPreview",
     "DeviceCategory",
     "DeviceType",
+    "DisposalItem",
     "EnvelopeStatus",
     "EnvelopeVersion",
     "FileState",
     "Job",
     "JobStatus",
+    "LegalHold",
     "Notification",
     "Patient",
     "RequestRevision",
@@ -59,6 +62,8 @@ __all__ = [
     "Site",
     "SiteKind",
     "StoredFile",
+    "Tombstone",
+    "TombstoneState",
     "User",
     "VerificationReport",
     "VerificationResult",

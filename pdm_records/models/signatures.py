@@ -22,6 +22,7 @@ class SignatureMeaning(StrEnum):
     APPROVED = "approved"
     RELEASED = "released"
     LEGAL_HOLD = "legal_hold"
+    HOLD_RELEASED = "hold_released"
     DISPOSAL = "disposal"
     ENVELOPE_APPROVAL = "envelope_approval"
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import NotFound
-from ..models import Attachment, Case, CaseStatus, Signature, User
+from ..errors import Conflict, NotFound
+from ..models import Attachment, Case, CaseStatus, FileState, Signature, User
 from ..storage import ObjectStore
 from ..workflow import allowed_from
 from . import DbSession
@@ -41,8 +41,13 @@ def manifestation_text(signature: Signature) -> str:
 def case_detail(
     session: DbSession, actor: User, case: Case, store: ObjectStore | None = None
 ) -> dict[str, Any]:
+    from .retention import case_retention, tombstone_of
+
     session.refresh(case)
     sigs = signatures_of(session, case)
+    retention = case_retention(session, case, store)
+    if tombstone_of(session, case) is not None:
+        store = None  # disposed: the signed objects are gone by design; the rows still verify
     facts = facts_for(session, actor, case)
     actions = []
     from ..workflow import TransitionRefused, find_transition
@@ -105,6 +110,7 @@ def case_detail(
         "characteristic_confirmations": confirmation_view(session, case),
         "can_confirm": case.status is CaseStatus.IN_DESIGN and bool(case.iterations)
         and "engineer" in actor.role_names and confirmation_required(case),
+        "retention": retention,
         "allowed_actions": actions,
         "editable": case.status in (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
         and case.prescriber_id == actor.id,
@@ -135,6 +141,9 @@ def attachment_download(
             or attachment.revision_id not in {r.id for r in case.revisions}):
         raise NotFound("No such attachment on this case.")
     stored = attachment.file
+    if stored.state is FileState.DISPOSED:
+        raise Conflict(f"{stored.original_name} was disposed after its retention ended; the "
+                       "case's tombstone records its SHA-256 and size.")
     buffer = io.BytesIO()
     store.copy_to(stored.key, buffer, version_id=stored.version_id, sha256=stored.sha256)
     buffer.seek(0)

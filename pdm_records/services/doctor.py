@@ -34,6 +34,7 @@ def run_checks(
     checks = [Check("configuration", not config_problems,
                     "no problems" if not config_problems else "; ".join(config_problems),
                     "fix the settings named above (instance/config.toml or PDM_* variables)")]
+    checks.append(_retention_check(config))
     checks.extend(_database_checks(session, migrations_dir))
     checks.extend(_audit_checks(session, config))
     try:
@@ -117,3 +118,16 @@ def _audit_checks(session: DbSession, config: Mapping[str, Any]) -> list[Check]:
         return []  # the database checks above already report why
     return [Check("audit trail", ok, detail,
                   "run 'pdm worker' (it checkpoints the chain) or 'pdm audit-checkpoint'")]
+def _retention_check(config: Mapping[str, Any]) -> Check:
+    from ..retention import PolicyError, load_policy
+
+    try:
+        policy = load_policy(config.get("PDM_RETENTION_POLICY"))
+    except PolicyError as exc:
+        return Check("retention policy", False, "; ".join(exc.problems),
+                     "fix the file named by PDM_RETENTION_POLICY (docs/retention.md), or unset "
+                     "it for the built-in IMDRF policy; the server refuses to start until then")
+    if policy.uses_seconds:
+        return Check("retention policy", False, f"{policy.describe()} has periods in seconds",
+                     "seconds are for tests only; use years or days")
+    return Check("retention policy", True, policy.describe())

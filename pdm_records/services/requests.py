@@ -45,7 +45,6 @@ from ..models import (
 )
 from ..models.users import roles_users
 from ..permissions import Role
-from ..retention import retention_floor
 from ..schemas import flatten_messages, no_control_chars
 from ..schemas.requests import SCHEMAS, CommonRequestSchema
 from ..storage import ObjectStore, StorageError
@@ -430,8 +429,18 @@ def current_parts(session: DbSession, case: Case, signature: Signature) -> dict[
     return parts
 
 
-def _retain_until(case: Case, now: datetime) -> datetime:
-    return retention_floor(implantable=case.device_type.implantable, start=now)
+def _retain_until(session: DbSession, case: Case, now: datetime) -> datetime:
+    """Retain-until of a record object made now (the policy's deadline; services.retention)."""
+    from .retention import deadline_for_new_record
+
+    return deadline_for_new_record(session, case, now=now)
+
+
+def _protect(session: DbSession, store: ObjectStore, actor: User, case: Case, cause: str) -> None:
+    """Extend every record object of the case when an event moved its deadline."""
+    from .retention import protect_case
+
+    protect_case(session, store, actor=actor, case=case, cause=cause)
 
 
 def _freeze(session: DbSession, store: ObjectStore, *, actor: User, case: Case,
@@ -510,7 +519,8 @@ def transition(
                          content=case_record(case, target_status, report,
                                              signed_confirmations(session, case)),
                          record_key_prefix=f"records/{case.number}",
-                         retain_until=_retain_until(case, now), case_id=case.id, now=now)
+                         retain_until=_retain_until(session, case, now), case_id=case.id,
+                         now=now)
     if target_status is CaseStatus.RELEASED:
         case.released_at = now
     before = case.status
@@ -524,6 +534,7 @@ def transition(
                  after={"status": target_status.value, "reason": reason.strip(),
                         "signature_id": signature.id if signature else None, **extra})
     _notify_for(session, case, target_status, actor)
+    _protect(session, store, actor, case, cause=f"case {target_status.value}")
     return row
 
 
@@ -556,7 +567,7 @@ def _sign_request(
     _check_parameter_ranges(session, case, revision.content)
     check_password(actor, password)  # before anything is extended in the store
     record = revision_record(case, revision)
-    retain_until = _retain_until(case, now)
+    retain_until = _retain_until(session, case, now)
     _freeze(session, store, actor=actor, case=case,
             files=[a.file for a in revision.live_attachments], retain_until=retain_until)
     signature = sign(session, store, actor=actor, password=password,
@@ -712,7 +723,7 @@ def add_design_iteration(
                           max_bytes=max_bytes, validate=validate, case_id=case.id, now=now)
     # A design iteration is a record from the start: it is what the device may be made from.
     _freeze(session, store, actor=actor, case=case, files=[stored],
-            retain_until=_retain_until(case, now))
+            retain_until=_retain_until(session, case, now))
     number = (max((i.number for i in case.iterations), default=0)) + 1
     iteration = DesignIteration(case_id=case.id, number=number,
                                 based_on_revision_id=signed[-1].id, file_id=stored.id,
@@ -736,5 +747,6 @@ def add_design_iteration(
                      target_id=case.id, case_id=case.id, before={"status": before.value},
                      after={"status": CaseStatus.IN_DESIGN.value, "automatic": True})
         _notify_for(session, case, CaseStatus.IN_DESIGN, actor)
+    _protect(session, store, actor, case, cause=f"design iteration #{number}")
     session.refresh(case)
     return iteration

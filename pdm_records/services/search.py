@@ -22,7 +22,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..clock import utcnow
-from ..models import Case, DeviceType, Patient, Site, StoredFile, User, VerificationReport
+from ..models import (
+    Case,
+    DeviceType,
+    LegalHold,
+    Patient,
+    Site,
+    StoredFile,
+    User,
+    VerificationReport,
+)
 from ..schemas.search import SearchFilters
 from . import DbSession
 from .requests import visible_cases
@@ -81,9 +90,14 @@ def _prefix_match(column: Any, prefix: str) -> sa.ColumnElement[bool]:
 
 
 def _held(on_hold: bool) -> sa.ColumnElement[bool]:
-    """Any of the case's objects under legal hold (or none, ``on_hold=False``). ``legal_hold``
-    itself, not ``IS true``, so that PostgreSQL matches the partial index of migration 0012."""
-    held = sa.exists().where(StoredFile.case_id == Case.id, StoredFile.legal_hold)
+    """An active legal hold on the case, or any of its objects under legal hold (or neither,
+    ``on_hold=False``). A case can be held before any file row exists (its signed records are
+    objects without ``stored_file`` rows), so the hold table is asked too. ``legal_hold`` itself,
+    not ``IS true``, so that PostgreSQL matches the partial index of migration 0012."""
+    held = sa.or_(
+        sa.exists().where(StoredFile.case_id == Case.id, StoredFile.legal_hold),
+        sa.exists().where(LegalHold.case_id == Case.id, LegalHold.released_at.is_(None)),
+    )
     return held if on_hold else ~held
 
 

@@ -31,7 +31,6 @@ from ..models import (
     VerificationResult,
 )
 from ..permissions import Role
-from ..retention import retention_floor
 from ..storage import ObjectStore, StorageError, StorageUnavailable
 from . import DbSession
 from .audit import record_event
@@ -98,8 +97,11 @@ def verify_iteration(
                  after={"iteration": iteration.number, "passed": passed,
                         "envelope_version": envelope.version,
                         "report_sha256": row.report_sha256})
-    _store_report(store, row, body, retention_floor(implantable=case.device_type.implantable,
-                                                    start=now))
+    from .retention import deadline_for_new_record, protect_case
+
+    _store_report(store, row, body, deadline_for_new_record(session, case, now=now))
+    protect_case(session, store, actor=actor, case=case,
+                 cause=f"verification report of design iteration #{iteration.number}")
     return row
 
 

@@ -13,7 +13,7 @@ from .security_headers import register_security_headers
 
 
 def register_web(app: Flask) -> None:
-    from . import account, admin, cases, envelopes, main, previews, records
+    from . import account, admin, cases, envelopes, main, previews, records, retention
 
     app.register_blueprint(main.bp)
     app.register_blueprint(admin.bp, url_prefix="/admin")
@@ -22,6 +22,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(envelopes.bp, url_prefix="/envelopes")
     app.register_blueprint(records.bp, url_prefix="/cases")  # search, dossier (quality)
     app.register_blueprint(previews.bp, url_prefix="/cases")  # 3D previews of iterations
+    app.register_blueprint(retention.bp, url_prefix="/retention")
     register_error_handlers(app)
     register_security_headers(app)
 

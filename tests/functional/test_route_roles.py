@@ -76,6 +76,11 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("envelopes.approve", "POST"): frozenset({QUAL}),
     ("envelopes.import_draft", "GET"): frozenset({QUAL}),
     ("envelopes.import_draft", "POST"): frozenset({QUAL}),
+    ("retention.overview", "GET"): frozenset({QUAL}),
+    ("retention.disposal", "GET"): frozenset({QUAL}),
+    ("retention.dispose", "POST"): frozenset({QUAL}),
+    ("retention.place_hold", "POST"): frozenset({QUAL}),
+    ("retention.release_hold", "POST"): frozenset({QUAL}),
     ("api-docs.openapi_json", "GET"): EVERYONE,
     ("api_health.health", "GET"): EVERYONE,
     ("api_me.me", "GET"): SIGNED_IN,
@@ -111,7 +116,7 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
 SAMPLE_ARGS = {"filename": "css/app.css", "token_id": "999999", "user_id": "999999",
                "case_id": "999999", "attachment_id": "999999", "device_type_id": "999999",
                "number": "999999", "version_id": "999999",
-               "job_id": "999999"}
+               "job_id": "999999", "hold_id": "999999"}
 
 
 def _routes(app: Flask) -> list[tuple[str, str, str]]:
