@@ -344,3 +344,4 @@ def doctor_command() -> None:
         click.secho(f"{failed} problem(s) found", fg="red")
         sys.exit(1)
     click.secho("all checks passed", fg="green")
+from . import cli_storage  # noqa: E402,F401

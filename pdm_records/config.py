@@ -89,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PDM_S3_REGION", None, _str, "S3 region"),
     Setting("PDM_S3_LOCK_MODE", "COMPLIANCE", _str, "COMPLIANCE (default) or GOVERNANCE"),
     Setting("PDM_S3_SSE", None, _str, "optional server-side encryption, e.g. AES256 or aws:kms"),
+    Setting("PDM_S3_GOVERNANCE_BYPASS", False, _bool,
+            "GOVERNANCE mode only (staging): let deletions bypass the server's retention check"),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -267,6 +269,9 @@ def check_settings(config: Mapping[str, Any]) -> list[str]:
         problems.append("PDM_STORAGE_BACKEND=s3 needs PDM_S3_BUCKET")
     if config.get("PDM_S3_LOCK_MODE") not in {"COMPLIANCE", "GOVERNANCE"}:
         problems.append("PDM_S3_LOCK_MODE must be COMPLIANCE or GOVERNANCE")
+    if config.get("PDM_S3_GOVERNANCE_BYPASS") and config.get("PDM_S3_LOCK_MODE") != "GOVERNANCE":
+        problems.append("PDM_S3_GOVERNANCE_BYPASS applies only with PDM_S3_LOCK_MODE=GOVERNANCE; "
+                        "COMPLIANCE locks cannot be bypassed")
     try:
         re.compile(str(config.get("PDM_PATIENT_CODE_PATTERN")))
     except re.error as exc:

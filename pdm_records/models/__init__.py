@@ -21,6 +21,7 @@ from .files import FileState, StoredFile
 from .jobs import Job, JobStatus
 from .notifications import Notification
 from .signatures import Signature, SignatureMeaning
+from .storage import DamagedRecord, QuarantinedObject
 from .users import ApiToken, RoleRow, User, roles_users
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "CaseStatus",
     "CaseTransition",
     "Comment",
+    "DamagedRecord",
     "DesignIteration",
     "DeviceCategory",
     "DeviceType",
@@ -44,6 +46,7 @@ __all__ = [
     "JobStatus",
     "Notification",
     "Patient",
+    "QuarantinedObject",
     "RequestRevision",
     "RevisionStatus",
     "RoleRow",
