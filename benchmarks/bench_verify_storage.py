@@ -4,7 +4,7 @@
     PDM_S3_ENDPOINT_URL=http://127.0.0.1:7480 .venv/bin/python benchmarks/bench_verify_storage.py
 
 For each backend: a fresh SQLite database migrated to head, N objects of ``--kb`` KiB put through
-the store (random bytes; on S3 into a new Object Lock bucket, COMPLIANCE, retained 120 s), one
+the store (random bytes; on S3 into a new Object Lock bucket, COMPLIANCE, retained 300 s), one
 ``stored_file`` row each; then the real ``pdm verify-storage --json`` command is timed end to end
 (store check, every row: head, full read-back with SHA-256, lock and hold comparison). S3 runs only
 when ``PDM_S3_ENDPOINT_URL`` (or ``PDM_TEST_S3_ENDPOINT_URL``) is set; credentials come from the
@@ -48,9 +48,9 @@ def _bench(name: str, config: dict[str, Any], objects: int, kb: int, tmp: Path) 
         upgrade(directory=str(ROOT / "migrations"))
         store = app.extensions["pdm_store_factory"]()
         source = tmp / f"source-{name}.bin"
-        retain = datetime.now(UTC) + timedelta(seconds=120)
         t0 = time.perf_counter()
         for i in range(objects):
+            retain = datetime.now(UTC) + timedelta(seconds=300)
             data = os.urandom(kb * 1024)
             source.write_bytes(data)
             sha = hashlib.sha256(data).hexdigest()
