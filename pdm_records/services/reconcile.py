@@ -21,8 +21,9 @@ Services flush, never commit.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -307,6 +308,30 @@ def observe(store: ObjectStore, expected: Expected, *, read_content: bool = True
     except ObjectCorrupted:
         pass  # the sink holds what was read: compare_object says how it differs
     return Observed(info, sink.digest.hexdigest(), sink.size)
+
+
+def observe_all(store: ObjectStore, expected: list[Expected], *,
+                workers: int = 8) -> Iterator[tuple[Expected, Observed]]:
+    """:func:`observe` every object, ``workers`` at a time, yielding in ``expected`` order.
+
+    Each check is one ``head`` and one read: on S3 these are network round trips, so a few
+    in flight multiply the throughput (both backends are safe to share across threads). The
+    first storage error stops the run and propagates.
+    """
+    if workers <= 1:
+        for item in expected:
+            yield item, observe(store, item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pdm-verify") as pool:
+        window: deque[tuple[Expected, Future[Observed]]] = deque()
+        for item in expected:
+            window.append((item, pool.submit(observe, store, item)))
+            if len(window) >= workers * 2:
+                done, future = window.popleft()
+                yield done, future.result()
+        while window:
+            done, future = window.popleft()
+            yield done, future.result()
 
 
 def orphan_finding(store: ObjectStore, key: str, now: datetime) -> Finding:
