@@ -49,7 +49,8 @@ def _guarded(as_json: bool) -> Iterator[None]:
         _fail_run(as_json, "storage_error", f"storage error: {exc}")
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         _fail_run(as_json, "database_unavailable",
-                  f"database unavailable: {type(exc).__name__}; check PDM_DATABASE_URL")
+                  f"database unavailable or not migrated ({type(exc).__name__}): check "
+                  "PDM_DATABASE_URL and run `pdm doctor`")
 
 
 def _fail_run(as_json: bool, code: str, message: str) -> None:
