@@ -334,4 +334,4 @@ def doctor_command() -> None:
     click.secho("all checks passed", fg="green")
 
 
-from . import cli_audit, cli_integrity, cli_retention, cli_supply  # noqa: E402,F401
+from . import cli_audit, cli_integrity, cli_retention, cli_storage, cli_supply  # noqa: E402,F401

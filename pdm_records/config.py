@@ -95,6 +95,8 @@ SETTINGS: tuple[Setting, ...] = (
             "… or when this many seconds have passed since the last checkpoint"),
     Setting("PDM_RETENTION_POLICY", None, _str,
             "YAML retention policy (docs/retention.md); default: built-in IMDRF 15 / 5 years"),
+    Setting("PDM_S3_GOVERNANCE_BYPASS", False, _bool,
+            "GOVERNANCE mode only (staging): let deletions bypass the server's retention check"),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -274,6 +276,9 @@ def check_settings(config: Mapping[str, Any]) -> list[str]:
         problems.append("PDM_STORAGE_BACKEND=s3 needs PDM_S3_BUCKET")
     if config.get("PDM_S3_LOCK_MODE") not in {"COMPLIANCE", "GOVERNANCE"}:
         problems.append("PDM_S3_LOCK_MODE must be COMPLIANCE or GOVERNANCE")
+    if config.get("PDM_S3_GOVERNANCE_BYPASS") and config.get("PDM_S3_LOCK_MODE") != "GOVERNANCE":
+        problems.append("PDM_S3_GOVERNANCE_BYPASS applies only with PDM_S3_LOCK_MODE=GOVERNANCE; "
+                        "COMPLIANCE locks cannot be bypassed")
     try:
         re.compile(str(config.get("PDM_PATIENT_CODE_PATTERN")))
     except re.error as exc:

@@ -47,6 +47,8 @@ class Permission(StrEnum):
     MANAGE_CATALOGUE = "catalogue:manage"
     MANAGE_USERS = "user:manage"
     VIEW_CONFIGURATION = "config:view"
+    # The storage-integrity page: quarantined orphans and damaged records (keys, no content).
+    VIEW_STORAGE_INTEGRITY = "storage:view"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -62,9 +64,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.VIEW_CATALOGUE, Permission.VIEW_ALL_CASES, Permission.MANAGE_ENVELOPES,
         Permission.MANAGE_CATALOGUE, Permission.VIEW_CASES, Permission.ACT_ON_CASES,
         Permission.MANAGE_RETENTION,
+        Permission.VIEW_STORAGE_INTEGRITY,
     }),
     Role.ADMIN: frozenset({
         Permission.MANAGE_USERS, Permission.VIEW_CONFIGURATION, Permission.MANAGE_CATALOGUE,
+        Permission.VIEW_STORAGE_INTEGRITY,
     }),
 }
 

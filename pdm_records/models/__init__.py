@@ -25,6 +25,7 @@ from .notifications import Notification
 from .previews import DesignPreview
 from .retention import DisposalItem, LegalHold, Tombstone, TombstoneState
 from .signatures import Signature, SignatureMeaning
+from .storage import DamagedRecord, QuarantinedObject
 from .users import ApiToken, RoleRow, User, roles_users
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "CaseTransition",
     "CharacteristicConfirmation",
     "Comment",
+    "DamagedRecord",
     "DesignIteration",
     "DesignPreview",
     "DeviceCategory",
@@ -54,6 +56,7 @@ __all__ = [
     "LegalHold",
     "Notification",
     "Patient",
+    "QuarantinedObject",
     "RequestRevision",
     "RevisionStatus",
     "RoleRow",

@@ -45,8 +45,26 @@ def run_checks(
                             "check PDM_STORAGE_BACKEND / PDM_STORAGE_PATH and permissions"))
     except StorageError as exc:
         checks.append(Check("object store", False, str(exc), "check PDM_STORAGE_BACKEND"))
+    checks.extend(_reconcile_check(session))
     checks.extend(_native_checks())
     return checks
+
+
+def _reconcile_check(session: DbSession) -> list[Check]:
+    """The last ``pdm reconcile`` / ``pdm verify-storage`` result (one indexed query)."""
+    from .reconcile import last_run
+
+    try:
+        run = last_run(session)
+    except sa.exc.SQLAlchemyError:
+        session.rollback()
+        return []  # the database checks above already say what is wrong
+    if run is None:
+        return [Check("storage consistency", True,
+                      "never checked: run `pdm verify-storage` or `pdm reconcile`")]
+    return [Check("storage consistency", run.ok, run.describe(),
+                  "run: flask --app app pdm reconcile   (then --repair; see "
+                  "docs/storage-consistency.md)")]
 
 
 def _database_checks(session: DbSession, migrations_dir: Path) -> list[Check]:

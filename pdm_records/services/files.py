@@ -6,8 +6,8 @@ Order of operations (so that nothing is lost and nothing is orphaned unseen):
 3. the object is written to the store under a fresh, generated key;
 4. the index row and the audit event are flushed in the caller's transaction.
 If step 4's transaction later fails, the object exists without a row: its key prefix (``draft/``)
-and short retention floor mark it, and reconciliation (``pdm reconcile``, retention issue) lists
-such objects as orphans.
+and short retention floor mark it, and ``pdm reconcile`` lists it as an orphan (``--repair``
+quarantines it). The whole design: docs/storage-consistency.md.
 """
 
 from __future__ import annotations

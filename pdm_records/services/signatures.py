@@ -74,7 +74,9 @@ def sign(
     Order: the signature row and its audit event are flushed first; the signed-record object
     is written last. If the write fails, the caller's transaction rolls back and nothing is
     signed. If the commit fails after the write, the object is an orphan under ``records/``
-    whose key names the binding hash; reconciliation lists it (retention issue).
+    whose key names the binding hash; ``pdm reconcile`` lists it and ``--repair`` quarantines it
+    (docs/storage-consistency.md). The object is written, locked and read back before the
+    commit in every case, so no committed signature names an unprotected object.
     """
     check_password(actor, password)
     now = now or utcnow()

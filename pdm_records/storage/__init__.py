@@ -54,6 +54,7 @@ def make_s3_store(config: Mapping[str, Any]) -> S3ObjectLockStore:
         region=config.get("PDM_S3_REGION"),
         lock_mode=config.get("PDM_S3_LOCK_MODE") or "COMPLIANCE",
         sse=config.get("PDM_S3_SSE"),
+        governance_bypass=bool(config.get("PDM_S3_GOVERNANCE_BYPASS")),
     )
 
 

@@ -80,6 +80,9 @@ class ObjectStore(ABC):
     """A write-once object store with retention and legal hold."""
 
     name: str
+    # The lock mode every record object must carry in this store ("LOCAL" for the folder store,
+    # "COMPLIANCE" or "GOVERNANCE" on S3): reconciliation reports a weaker one.
+    lock_mode: str
 
     @abstractmethod
     def put(
@@ -120,8 +123,21 @@ class ObjectStore(ABC):
         """Delete one version; refused before retain-until or under legal hold."""
 
     @abstractmethod
+    def quarantine(
+        self, key: str, *, version_id: str | None, reason: str, found_at: datetime,
+        retain_until: datetime | None,
+    ) -> ObjectInfo:
+        """Mark an object nobody indexes as quarantined, in the store itself, and keep it.
+
+        The mark (S3: object tags ``pdm-quarantine``/``pdm-found-at``; local: the metadata
+        file) says why and since when. With ``retain_until`` the object's retention is extended
+        to at least that date (never shortened) so that an orphaned record stays protected.
+        Returns what the store records afterwards.
+        """
+
+    @abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        """Yield every key under ``prefix`` (for reconciliation)."""
+        """Yield every key under ``prefix`` (for reconciliation), also half-written ones."""
 
     @abstractmethod
     def check(self) -> list[str]:

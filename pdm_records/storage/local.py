@@ -50,6 +50,7 @@ def _aware(moment: datetime) -> datetime:
 
 class LocalWriteOnceStore(ObjectStore):
     name = "local"
+    lock_mode = "LOCAL"
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -252,15 +253,60 @@ class LocalWriteOnceStore(ObjectStore):
         except OSError as exc:
             raise StorageUnavailable(f"cannot delete object {key!r}: {exc}") from exc
 
+    def quarantine(
+        self, key: str, *, version_id: str | None, reason: str, found_at: datetime,
+        retain_until: datetime | None,
+    ) -> ObjectInfo:
+        """Record the quarantine in the metadata file; extend retention to ``retain_until``.
+
+        A data file without metadata (a put interrupted between the two writes, or a file
+        placed in the folder by hand) gets a metadata file rebuilt from its bytes, so that the
+        store accounts for it from now on.
+        """
+        data, meta_path = self._paths(key)
+        try:
+            _, meta, meta_path = self._load_meta(key, version_id)
+        except ObjectNotFound:
+            if version_id is not None or not data.exists():
+                raise
+            meta = self._rebuilt_meta(key, data, found_at)
+        current = _parse_time(meta["retain_until"])
+        if retain_until is not None and _aware(retain_until) > current:
+            meta["retain_until"] = utc_iso(retain_until)
+        meta["quarantine"] = {"reason": reason, "found_at": utc_iso(found_at)}
+        self._write_meta(meta_path, meta)
+        return self.head(key, version_id=meta["version_id"])
+
+    def _rebuilt_meta(self, key: str, data: Path, now: datetime) -> dict[str, Any]:
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(data, "rb") as src:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read object {key!r}: {exc}") from exc
+        return {"key": key, "version_id": uuid.uuid4().hex, "sha256": digest.hexdigest(),
+                "size": size, "media_type": "application/octet-stream",
+                "retain_until": utc_iso(now), "legal_hold": False, "rebuilt": True}
+
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        if not self.meta_dir.exists():
-            return
-        for path in sorted(self.meta_dir.rglob("*.json")):
-            if path.name.startswith("."):
+        """Keys with a metadata file, and data files without one (interrupted or foreign)."""
+        keys: set[str] = set()
+        for folder, suffix in ((self.meta_dir, ".json"), (self.data_dir, "")):
+            if not folder.exists():
                 continue
-            key = path.relative_to(self.meta_dir).as_posix()[: -len(".json")]
-            if key.startswith(prefix):
-                yield key
+            for path in folder.rglob("*"):
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                rel = path.relative_to(folder).as_posix()
+                if suffix and not rel.endswith(suffix):
+                    continue
+                key = rel[: len(rel) - len(suffix)] if suffix else rel
+                if key.startswith(prefix):
+                    keys.add(key)
+        yield from sorted(keys)
 
     def check(self) -> list[str]:
         try:

@@ -25,7 +25,15 @@ Contract (on top of :mod:`pdm_records.storage.base`, whose contract is binding):
 - ``delete`` removes one *version* (never a bare key, which would only add a delete marker). The
   application refuses first (legal hold, ``now`` before retain-until); the server refuses again
   when its own clock says the lock still holds. ``BypassGovernanceRetention`` is sent only when
-  the store's ``lock_mode`` is GOVERNANCE; COMPLIANCE locks cannot be bypassed by anyone.
+  the store's ``lock_mode`` is GOVERNANCE *and* ``governance_bypass`` was configured
+  (``PDM_S3_GOVERNANCE_BYPASS``, for staging clean-up); COMPLIANCE locks cannot be bypassed by
+  anyone.
+- ``extend_retention`` never weakens: a GOVERNANCE version in a store configured COMPLIANCE is
+  upgraded to COMPLIANCE. S3 and RGW count any change of a GOVERNANCE retention as a bypass, so
+  that one call carries ``BypassGovernanceRetention`` (the credentials need
+  ``s3:BypassGovernanceRetention``); the new mode and date are never weaker than the old.
+- ``quarantine`` tags an orphaned version (``pdm-quarantine``, ``pdm-found-at``) and extends its
+  retention, so that an object nobody indexes is marked in the bucket itself.
 - Every botocore/boto3 error is translated here into a :mod:`.base` exception: callers never
   import botocore. Unreachable server, timeouts, 5xx → :class:`StorageUnavailable`; missing key or
   version → :class:`ObjectNotFound`; ``AccessDenied`` on retention, hold or delete →
@@ -130,6 +138,12 @@ def _ceil_second(moment: datetime) -> datetime:
 
 def _md5_b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
+
+
+def _tag_value(text: str) -> str:
+    """``text`` cut down to the characters S3 allows in a tag value."""
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-=._:/@")
+    return "".join(c if c in allowed else "_" for c in text)[:256] or "quarantined"
 
 
 def _error_code(exc: ClientError) -> str:
@@ -268,6 +282,7 @@ class S3ObjectLockStore(ObjectStore):
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_size: int = DEFAULT_PART_SIZE,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        governance_bypass: bool = False,
     ) -> None:
         if not bucket:
             raise StorageError("the S3 store needs a bucket name (PDM_S3_BUCKET)")
@@ -282,6 +297,7 @@ class S3ObjectLockStore(ObjectStore):
         self.region = region or None
         self.lock_mode = mode
         self.sse = sse or None
+        self.governance_bypass = bool(governance_bypass) and mode == "GOVERNANCE"
         self.multipart_threshold = max(int(multipart_threshold), MIN_PART_SIZE)
         self.part_size = max(int(part_size), MIN_PART_SIZE)
         self.max_concurrency = max(int(max_concurrency), 1)
@@ -647,6 +663,10 @@ class S3ObjectLockStore(ObjectStore):
                     raise
                 current = {}
         new = _ceil_second(retain_until)
+        current_mode = current.get("Mode")
+        # Never weaker than the store's mode: a GOVERNANCE lock in a COMPLIANCE store is upgraded.
+        mode = "COMPLIANCE" if "COMPLIANCE" in (self.lock_mode, current_mode) else (
+            current_mode or self.lock_mode)
         current_until = current.get("RetainUntilDate")
         if current_until is not None:
             current_until = _aware(current_until)
@@ -657,15 +677,22 @@ class S3ObjectLockStore(ObjectStore):
                     f"retention of {key!r} can only be extended: it is kept until "
                     f"{utc_iso(current_until)}, {utc_iso(retain_until)} is earlier"
                 )
-            if new == current_until:
+            if new == current_until and mode == current_mode:
                 return
-        retention: Any = {"Mode": current.get("Mode") or self.lock_mode, "RetainUntilDate": new}
+            new = max(new, current_until)
+        retention: Any = {"Mode": mode, "RetainUntilDate": new}
+        extra: dict[str, Any] = {}
+        if current_mode == "GOVERNANCE" and mode == "COMPLIANCE":
+            # S3 (and RGW) treat any change of a GOVERNANCE retention as a bypass, even this
+            # upgrade to a stronger mode with a later date; nothing is weakened by it.
+            extra["BypassGovernanceRetention"] = True
         with _translated(what, retention_op=True):
             self.client.put_object_retention(
                 Bucket=self.bucket,
                 Key=key,
                 Retention=retention,
                 **self._version_kw(version_id),
+                **extra,
             )
 
     def set_legal_hold(self, key: str, *, version_id: str | None, on: bool) -> None:
@@ -695,12 +722,46 @@ class S3ObjectLockStore(ObjectStore):
         if not info.version_id or info.version_id == "null":
             raise StorageError(f"object {key!r} has no version id; refusing an unversioned delete")
         kwargs: dict[str, Any] = {}
-        if self.lock_mode == "GOVERNANCE":
+        if self.governance_bypass:
             kwargs["BypassGovernanceRetention"] = True
         with _translated(f"delete {key!r} version {info.version_id}", retention_op=True):
             self.client.delete_object(
                 Bucket=self.bucket, Key=key, VersionId=info.version_id, **kwargs
             )
+
+    def quarantine(
+        self, key: str, *, version_id: str | None, reason: str, found_at: datetime,
+        retain_until: datetime | None,
+    ) -> ObjectInfo:
+        """Tag the version ``pdm-quarantine=<reason>``, ``pdm-found-at=<UTC>``; keep it locked.
+
+        An orphan without a lock (or with a weaker one) gets this store's mode until
+        ``retain_until``; an existing longer lock is kept as it is.
+        """
+        info = self.head(key, version_id=version_id)
+        if not info.version_id or info.version_id == "null":
+            raise StorageError(f"object {key!r} has no version id; cannot quarantine it")
+        tags: Any = {"TagSet": [
+            {"Key": "pdm-quarantine", "Value": _tag_value(reason)},
+            {"Key": "pdm-found-at", "Value": _aware(found_at).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        ]}
+        with _translated(f"tag {key!r} as quarantined"):
+            self.client.put_object_tagging(
+                Bucket=self.bucket, Key=key, VersionId=info.version_id, Tagging=tags)
+        if retain_until is not None and (
+            info.retain_until is None or info.retain_until < _aware(retain_until)
+            or info.lock_mode != self.lock_mode
+        ):
+            target = max(_aware(retain_until), info.retain_until or _aware(retain_until))
+            self.extend_retention(key, version_id=info.version_id, retain_until=target)
+        return self.head(key, version_id=info.version_id)
+
+    def tags(self, key: str, *, version_id: str | None) -> dict[str, str]:
+        """The object tags of one version (quarantine marks)."""
+        with _translated(f"read the tags of {key!r}"):
+            resp = self.client.get_object_tagging(
+                Bucket=self.bucket, Key=key, **self._version_kw(version_id))
+        return {t["Key"]: t["Value"] for t in resp.get("TagSet", [])}
 
     # -- listing and health --------------------------------------------------------------
     def iter_keys(self, prefix: str = "") -> Iterator[str]:

@@ -84,3 +84,14 @@ def configuration() -> str:
             for s in SETTINGS]
     return render_template("admin/configuration.html", rows=rows,
                            problems=current_app.extensions.get("pdm_config_problems", []))
+
+
+@bp.route("/storage")
+@requires(Permission.VIEW_STORAGE_INTEGRITY)
+def storage_integrity() -> str:
+    """Quarantined orphans and damaged records, as ``pdm reconcile --repair`` left them."""
+    from ..services import reconcile
+
+    return render_template("admin/storage.html", last=reconcile.last_run(db.session),
+                           quarantined=reconcile.quarantine_list(db.session),
+                           damaged=reconcile.damaged_list(db.session))

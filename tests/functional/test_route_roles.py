@@ -45,6 +45,7 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("admin.configuration", "GET"): frozenset({ADMIN}),
     ("admin.sites", "GET"): frozenset({QUAL, ADMIN}),
     ("admin.sites", "POST"): frozenset({QUAL, ADMIN}),
+    ("admin.storage_integrity", "GET"): frozenset({QUAL, ADMIN}),
     ("cases.index", "GET"): CASE_ROLES,
     ("cases.choose_device_type", "GET"): frozenset({CLIN}),
     ("cases.new", "GET"): frozenset({CLIN}),

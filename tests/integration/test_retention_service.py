@@ -285,6 +285,10 @@ def test_disposal_deletes_by_version_and_keeps_a_signed_tombstone(
                                now=after)
         view = svc.case_retention(db.session, _case(case_ref["id"]), store)
         assert view["disposal"]["state"] == "complete" and view["disposal"]["remaining"] == 0
+    # Reconcile expects the objects the tombstone lists to be gone: no "missing", no damage.
+    result = app.test_cli_runner().invoke(args=["pdm", "reconcile", "--json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["discrepancies"] == 0, report
 
 
 class FailingStore(LocalWriteOnceStore):

@@ -327,11 +327,13 @@ def test_legal_hold_blocks_delete_even_after_expiry(
         store.head("f/held.bin", version_id=info.version_id)
 
 
-def test_governance_bypass_only_when_the_store_is_in_governance_mode(
+def test_governance_bypass_only_when_configured(
     make: Callable[..., S3ObjectLockStore], sample: Any
 ) -> None:
-    governance = make(lock_mode="GOVERNANCE")
-    compliance = make(lock_mode="COMPLIANCE")
+    governance = make(lock_mode="GOVERNANCE")  # bypass not configured (the default)
+    bypassing = make(lock_mode="GOVERNANCE", governance_bypass=True)
+    compliance = make(lock_mode="COMPLIANCE", governance_bypass=True)  # ignored in COMPLIANCE
+    assert compliance.governance_bypass is False
     path, sha = sample(b"governed")
     later = datetime.now(UTC) + timedelta(days=1)  # the application believes retention is over
 
@@ -339,19 +341,48 @@ def test_governance_bypass_only_when_the_store_is_in_governance_mode(
     assert governance.head("g/one.bin").lock_mode == "GOVERNANCE"
     with pytest.raises(RetentionViolation):  # application check, before the server is asked
         governance.delete("g/one.bin", version_id=g1.version_id, now=datetime.now(UTC))
-    # a COMPLIANCE-configured store sends no bypass: the server keeps the GOVERNANCE lock
-    with pytest.raises(RetentionViolation):
+    # without the setting no bypass header is sent: the server keeps the GOVERNANCE lock
+    with pytest.raises(RetentionViolation, match="refused"):
+        governance.delete("g/one.bin", version_id=g1.version_id, now=later)
+    with pytest.raises(RetentionViolation, match="refused"):
         compliance.delete("g/one.bin", version_id=g1.version_id, now=later)
-    # the GOVERNANCE store bypasses
-    governance.delete("g/one.bin", version_id=g1.version_id, now=later)
+    assert governance.head("g/one.bin", version_id=g1.version_id).version_id == g1.version_id
+    # configured (PDM_S3_GOVERNANCE_BYPASS): the server lets the GOVERNANCE version go
+    bypassing.delete("g/one.bin", version_id=g1.version_id, now=later)
     with pytest.raises(ObjectNotFound):
         governance.head("g/one.bin", version_id=g1.version_id)
 
     # a bypass cannot remove a COMPLIANCE lock
     c1 = _put(compliance, "g/two.bin", path, sha, seconds=600)
     with pytest.raises(RetentionViolation):
-        governance.delete("g/two.bin", version_id=c1.version_id, now=later)
+        bypassing.delete("g/two.bin", version_id=c1.version_id, now=later)
     assert governance.head("g/two.bin").lock_mode == "COMPLIANCE"
+
+
+def test_extend_retention_upgrades_governance_to_compliance(
+    make: Callable[..., S3ObjectLockStore], client: Any, sample: Any
+) -> None:
+    governance = make(lock_mode="GOVERNANCE")
+    compliance = make(lock_mode="COMPLIANCE")
+    path, sha = sample(b"upgraded")
+    info = _put(governance, "u/one.bin", path, sha, seconds=20)
+    assert info.retain_until is not None
+    # same deadline, stronger mode: not a no-op
+    compliance.extend_retention("u/one.bin", version_id=info.version_id,
+                                retain_until=info.retain_until)
+    retention = client.get_object_retention(
+        Bucket=compliance.bucket, Key="u/one.bin", VersionId=info.version_id)["Retention"]
+    assert retention["Mode"] == "COMPLIANCE" and retention["RetainUntilDate"] >= info.retain_until
+    # and now even a bypass cannot remove it
+    with pytest.raises(ClientError) as caught:
+        client.delete_object(Bucket=compliance.bucket, Key="u/one.bin",
+                             VersionId=info.version_id, BypassGovernanceRetention=True)
+    assert _error_code(caught.value) == "AccessDenied"
+    # a GOVERNANCE store extending a GOVERNANCE version keeps the mode
+    other = _put(governance, "u/two.bin", path, sha, seconds=20)
+    governance.extend_retention("u/two.bin", version_id=other.version_id,
+                                retain_until=datetime.now(UTC) + timedelta(seconds=40))
+    assert governance.head("u/two.bin").lock_mode == "GOVERNANCE"
 
 
 def test_multipart_upload_keeps_the_lock(
@@ -449,9 +480,10 @@ def test_make_store_builds_the_s3_backend(
         "PDM_S3_REGION": region,
         "PDM_S3_LOCK_MODE": "GOVERNANCE",
         "PDM_S3_SSE": None,
+        "PDM_S3_GOVERNANCE_BYPASS": True,
     })
     assert isinstance(store, S3ObjectLockStore)
-    assert store.name == "s3" and store.lock_mode == "GOVERNANCE"
+    assert store.name == "s3" and store.lock_mode == "GOVERNANCE" and store.governance_bypass
     assert store.endpoint_url == s3_endpoint
     assert store.check() == []
 

@@ -262,3 +262,13 @@ def test_an_empty_secret_file_is_regenerated(tmp_path: Path) -> None:
     config, problems = load_settings(tmp_path, environ={})
     assert len(config["SECRET_KEY"]) >= 32
     assert not [p for p in problems if "secret" in p]
+
+
+def test_governance_bypass_only_with_governance(tmp_path: Path) -> None:
+    env = {"PDM_SECRET_KEY": GOOD_SECRET, "PDM_S3_GOVERNANCE_BYPASS": "true"}
+    config, problems = load(tmp_path, env)
+    assert config["PDM_S3_GOVERNANCE_BYPASS"] is True
+    assert any("PDM_S3_GOVERNANCE_BYPASS applies only" in p for p in problems)
+    config, problems = load(tmp_path, {**env, "PDM_S3_LOCK_MODE": "GOVERNANCE"})
+    assert problems == []
+    assert load(tmp_path, {"PDM_SECRET_KEY": GOOD_SECRET})[0]["PDM_S3_GOVERNANCE_BYPASS"] is False

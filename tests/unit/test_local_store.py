@@ -457,3 +457,37 @@ def test_naive_datetimes_are_taken_as_utc(tmp_path: Path) -> None:
         store.delete("k/naive", version_id=None, now=dt(2029, 12, 31))
     store.delete("k/naive", version_id=None, now=dt(2030, 1, 2))
     assert list(store.iter_keys()) == []
+
+
+def test_iter_keys_also_lists_a_data_file_without_metadata(
+    store: LocalWriteOnceStore, source: Path
+) -> None:
+    """A put interrupted between the data and the metadata write leaves a data file only: it
+    must still be listed, or reconciliation could not find the orphan."""
+    put(store, source)
+    stray = store.data_dir / "draft" / "2026" / "stray"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"half-written")
+    assert list(store.iter_keys()) == [KEY, "draft/2026/stray"]
+    with pytest.raises(ObjectNotFound):
+        store.head("draft/2026/stray")
+
+
+def test_quarantine_rebuilds_metadata_and_only_extends(
+    store: LocalWriteOnceStore, source: Path
+) -> None:
+    stray = store.data_dir / "draft" / "stray"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"half-written")
+    now = datetime.now(UTC)
+    info = store.quarantine("draft/stray", version_id=None, reason="orphan", found_at=now,
+                            retain_until=now + timedelta(days=30))
+    assert info.sha256 == sha256(b"half-written") and info.size == len(b"half-written")
+    assert info.version_id and info.retain_until == now + timedelta(days=30)
+    meta = json.loads((store.meta_dir / "draft" / "stray.json").read_text())
+    assert meta["quarantine"]["reason"] == "orphan"
+    # an existing longer lock is kept
+    put(store, source)
+    info = store.quarantine(KEY, version_id=None, reason="orphan", found_at=now,
+                            retain_until=now + timedelta(days=1))
+    assert info.retain_until == RETAIN_UNTIL
