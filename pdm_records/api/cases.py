@@ -204,7 +204,8 @@ def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.transition(db.session, get_store(), actor=actor, case=case, target="submitted",
-                   password=data["password"], pattern=_config_pattern())
+                   password=data["password"], totp_code=data["totp_code"],
+                   pattern=_config_pattern())
     db.session.commit()
     return case_detail(db.session, actor, case, get_store())
 
@@ -217,7 +218,7 @@ def transition(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.transition(db.session, get_store(), actor=actor, case=case, target=data["to"],
-                   reason=data["reason"], password=data["password"],
+                   reason=data["reason"], password=data["password"], totp_code=data["totp_code"],
                    delivered_on=data["delivered_on"], pattern=_config_pattern())
     db.session.commit()
     return case_detail(db.session, actor, case, get_store())

@@ -453,7 +453,7 @@ def facts_for(session: DbSession, actor: User, case: Case) -> ActorFacts:
 def transition(
     session: DbSession, store: ObjectStore, *, actor: User, case: Case, target: str,
     reason: str = "", password: str | None = None, delivered_on: date | None = None,
-    pattern: str = ".*", now: datetime | None = None,
+    pattern: str = ".*", now: datetime | None = None, totp_code: str | None = None,
 ) -> CaseTransition:
     """Move ``case`` to ``target`` if the workflow allows it for ``actor`` (§11.10(f), (g))."""
     now = now or utcnow()
@@ -476,12 +476,13 @@ def transition(
     signature = None
     if target_status is CaseStatus.SUBMITTED:
         signature = _sign_request(session, store, actor=actor, case=case, password=password,
-                                  pattern=pattern, now=now)
+                                  totp_code=totp_code, pattern=pattern, now=now)
     elif step.signature is not None:
         from .verification import latest_report
 
         report = latest_report(session, case.iterations[-1]) if case.iterations else None
-        signature = sign(session, store, actor=actor, password=password, meaning=step.signature,
+        signature = sign(session, store, actor=actor, password=password, totp_code=totp_code,
+                         meaning=step.signature,
                          target_type="case", target_id=case.id,
                          content=case_record(case, target_status, report),
                          record_key_prefix=f"records/{case.number}",
@@ -519,7 +520,7 @@ def _delivery(case: Case, delivered_on: date | None, now: datetime) -> dict[str,
 
 def _sign_request(
     session: DbSession, store: ObjectStore, *, actor: User, case: Case, password: str | None,
-    pattern: str, now: datetime,
+    pattern: str, now: datetime, totp_code: str | None = None,
 ) -> Signature:
     revision = case.revisions[-1]
     if revision.status is not RevisionStatus.DRAFT:
@@ -529,12 +530,12 @@ def _sign_request(
             "institution_id": case.institution_id, "patient_code": case.patient.code}
     load_request(session, data, pattern=pattern, partial=False)
     _check_parameter_ranges(session, case, revision.content)
-    check_password(actor, password)  # before anything is extended in the store
+    verified = check_password(actor, password, totp_code)  # before the store is touched
     record = revision_record(case, revision)
     retain_until = _retain_until(case, now)
     _freeze(session, store, actor=actor, case=case,
             files=[a.file for a in revision.live_attachments], retain_until=retain_until)
-    signature = sign(session, store, actor=actor, password=password,
+    signature = sign(session, store, actor=actor, password=None, verified=verified,
                      meaning=SignatureMeaning.AUTHORED, target_type="request_revision",
                      target_id=revision.id, content=record,
                      record_key_prefix=f"records/{case.number}", retain_until=retain_until,

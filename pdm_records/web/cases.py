@@ -28,6 +28,7 @@ from ..schemas.requests import IMAGING_MODALITIES, SIDES
 from ..services import catalogue
 from ..services import requests as svc
 from ..services.case_views import attachment_download, case_detail
+from .errors import note_security_error
 
 bp = Blueprint("cases", __name__)
 SORTS: dict[str, Any] = {"newest": Case.created_at.desc(), "oldest": Case.created_at.asc(),
@@ -165,6 +166,7 @@ def edit(case_id: int) -> Response | str | tuple[str, int]:
 def _back_to_case(case_id: int, exc: DomainError | None = None) -> Response:
     if exc is not None:
         db.session.rollback()
+        note_security_error(exc)
         details = "; ".join(m for ms in exc.field_errors.values() for m in ms)
         flash(exc.message + (f" ({details})" if details and details != exc.message else ""),
               "error")
@@ -268,6 +270,7 @@ def transition(case_id: int) -> Response:
         svc.transition(db.session, get_store(), actor=actor, case=case, target=target,
                        reason=request.form.get("reason", ""),
                        password=request.form.get("password") or None,
+                       totp_code=request.form.get("totp_code") or None,
                        delivered_on=delivered, pattern=_pattern())
         db.session.commit()
     except DomainError as exc:

@@ -124,7 +124,8 @@ def test_approval_release_and_delivery(app: Flask, accounts: Accounts,
     assert approved.get_json()["signatures"][-1]["meaning"] == "approved"
     assert step(app, submitted["engineer"], case_id, to="released",
                 password=PASSWORD).status_code == 403
-    released = step(app, submitted["quality"], case_id, to="released", password=PASSWORD)
+    released = step(app, submitted["quality"], case_id, to="released", password=PASSWORD,
+                    totp_code=accounts.totp("quality"))
     assert released.status_code == 200
     assert released.get_json()["signatures"][-1]["status"] == "valid"
     future = step(app, submitted["engineer"], case_id, to="delivered",
@@ -309,4 +310,4 @@ def test_the_user_who_verified_cannot_release(app: Flask, accounts: Accounts,
     assert response.status_code == 403
     assert "another quality user must release it" in response.get_json()["message"]
     assert step(app, submitted["quality"], submitted["id"], to="released",
-                password=PASSWORD).status_code == 200
+                password=PASSWORD, totp_code=accounts.totp("quality")).status_code == 200
