@@ -41,6 +41,7 @@ class Permission(StrEnum):
     VIEW_CASES = "case:view"
     ACT_ON_CASES = "case:act"
     MANAGE_DESIGN = "design:manage"
+    ASSIGN_CASES = "case:assign"  # quality reassigns a case to another engineer
     MANAGE_ENVELOPES = "envelope:manage"
     MANAGE_CATALOGUE = "catalogue:manage"
     MANAGE_USERS = "user:manage"
@@ -59,6 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.QUALITY: frozenset({
         Permission.VIEW_CATALOGUE, Permission.VIEW_ALL_CASES, Permission.MANAGE_ENVELOPES,
         Permission.MANAGE_CATALOGUE, Permission.VIEW_CASES, Permission.ACT_ON_CASES,
+        Permission.ASSIGN_CASES,
     }),
     Role.ADMIN: frozenset({
         Permission.MANAGE_USERS, Permission.VIEW_CONFIGURATION, Permission.MANAGE_CATALOGUE,

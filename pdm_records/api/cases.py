@@ -224,6 +224,22 @@ def transition(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     return case_detail(db.session, actor, case, get_store())
 
 
+class AssignSchema(Schema):
+    engineer_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31 - 1))
+
+
+@blp.route("/<int:case_id>/assignee", methods=["POST"])
+@requires(Permission.ASSIGN_CASES)
+@blp.arguments(AssignSchema)
+def assign(data: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """Reassign the case to another engineer (quality)."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    svc.assign_engineer(db.session, actor=actor, case=case, engineer_id=data["engineer_id"])
+    db.session.commit()
+    return case_detail(db.session, actor, case, get_store())
+
+
 @blp.route("/<int:case_id>/comments", methods=["POST"])
 @requires(Permission.VIEW_CASES)
 @blp.arguments(CommentSchema)

@@ -17,7 +17,7 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from ..access import require_actor, requires
+from ..access import actor_permissions, require_actor, requires
 from ..api.cases import zip_limits
 from ..context import get_store
 from ..errors import DomainError, ValidationError
@@ -130,7 +130,9 @@ def detail(case_id: int) -> str:
     from ..services.jobs import jobs_of_case
 
     jobs = jobs_of_case(db.session, case)
-    return render_template("cases/detail.html", case=case, jobs=jobs,
+    engineers = (svc.engineers(db.session) if Permission.ASSIGN_CASES in actor_permissions(actor)
+                 else [])
+    return render_template("cases/detail.html", case=case, jobs=jobs, engineers=engineers,
                            refresh=any(j.status.value in ("queued", "running") for j in jobs),
                            view=case_detail(db.session, actor, case, get_store()), errors={})
 
@@ -278,6 +280,21 @@ def transition(case_id: int) -> Response:
             raise  # rendered as the error page with the reason (409 names what is allowed)
         return _back_to_case(case_id, exc)
     flash(f"{case.number} is now {case.status.value.replace('_', ' ')}.", "success")
+    return _back_to_case(case_id)
+
+
+@bp.route("/<int:case_id>/assignee", methods=["POST"])
+@requires(Permission.ASSIGN_CASES)
+def assign(case_id: int) -> Response:
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    try:
+        svc.assign_engineer(db.session, actor=actor, case=case,
+                            engineer_id=request.form.get("engineer_id", type=int) or 0)
+        db.session.commit()
+    except ValidationError as exc:
+        return _back_to_case(case_id, exc)
+    flash(f"{case.number} is assigned to another engineer.", "success")
     return _back_to_case(case_id)
 
 

@@ -73,6 +73,8 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("cases.download", "GET"): CASE_ROLES,
     ("cases.transition", "POST"): CASE_ROLES,
     ("cases.comment", "POST"): CASE_ROLES,
+    ("cases.assign", "POST"): frozenset({QUAL}),
+    ("api_cases.assign", "POST"): frozenset({QUAL}),
     ("cases.notifications", "GET"): SIGNED_IN,
     ("cases.notifications", "POST"): SIGNED_IN,
     ("api-docs.openapi_json", "GET"): EVERYONE,
