@@ -135,6 +135,11 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id)
     buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id)
+    from ..security.events import log_export
+
+    log_export(actor_id=actor.id, actor_email=actor.email, what="attachment",
+               target_type="attachment", target_id=attachment_id,
+               size=buffer.getbuffer().nbytes)
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
 
 
