@@ -41,11 +41,19 @@ def step(app: Flask, token: str, case_id: int, **body: Any) -> Any:
 
 
 def force_status(app: Flask, case_id: int, status: CaseStatus) -> None:
-    """Put a case in a state that needs a later issue's step (design verification) to reach."""
+    """Put a case in a state that needs a later issue's step (design verification) to reach.
+    Past submission the case is assigned to the fixtures' engineer, as if they had accepted it
+    (engineers see only the queue and their own cases)."""
+    from pdm_records.models import User
+
     with app.app_context():
         case = db.session.get(Case, case_id)
         assert case is not None
         case.status = status
+        engineer = db.session.query(User).filter_by(email="test-engineer@example.org").first()
+        if status not in (CaseStatus.DRAFT, CaseStatus.SUBMITTED) and engineer is not None \
+                and case.assigned_engineer_id is None:
+            case.assigned_engineer_id = engineer.id
         db.session.commit()
 
 
