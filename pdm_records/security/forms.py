@@ -27,7 +27,9 @@ class PdmLoginForm(LoginForm):
         from ..services.users import find_user_by_email
 
         email = (self.email.data or "").strip() if self.email.data else ""
-        user = find_user_by_email(db.session, email) if email and len(email) < 255 else None
+        # Only a plausible address is looked up (PostgreSQL refuses NUL characters in text).
+        plausible = email and len(email) < 255 and email.isprintable()
+        user = find_user_by_email(db.session, email) if plausible else None
         if user is not None and is_locked(user):
             # Run the form's own checks for their messages, but never verify the password.
             super(LoginForm, self).validate(**kwargs)
