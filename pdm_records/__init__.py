@@ -39,6 +39,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings, problems = load_settings(Path(app.instance_path), overrides=config)
     app.config.update(settings)
     app.extensions["pdm_config_problems"] = problems
+    from .security.events import configure_security_log, security_event
+
+    try:
+        configure_security_log(str(app.config["PDM_SECURITY_LOG"]))
+    except OSError as exc:
+        configure_security_log("stderr")
+        problems.append(f"PDM_SECURITY_LOG cannot be opened ({exc.strerror}); using stderr")
+    for problem in problems:
+        security_event("configuration.error", outcome="failure", problem=problem)
     if problems and app.config["PDM_ENV"] == "production" and _is_serving():
         raise ConfigurationError(problems)
     from .retention import PolicyError, load_policy
@@ -100,16 +109,24 @@ def _init_security(app: Flask) -> None:
 
     from .extensions import db, limiter, security
     from .models import RoleRow, User
+    from .security.mfa import register_enrolment_guard
+    from .security.sessions import register_session_timeouts
+    from .security.signing import register_signing_limit
 
     datastore = SQLAlchemyUserDatastore(db, User, RoleRow)
     security.init_app(app, datastore)
+    register_session_timeouts(app)
+    register_enrolment_guard(app)
+    register_signing_limit(app)
     # Rate-limit login attempts per client address (IMDRF N60: authentication hardening).
     # A before-request check (not a decorator) so the limit is read from the current app.
     from flask import current_app, request
 
     @app.before_request
     def limit_login_attempts() -> None:
-        if request.endpoint == "security.login" and request.method == "POST":
+        if request.method == "POST" and request.endpoint in (
+                "security.login", "security.two_factor_token_validation",
+                "security.mf_recovery"):
             with limiter.limit(
                 current_app.config["PDM_LOGIN_RATE_LIMIT"],
                 error_message="Too many sign-in attempts; wait a minute and try again.",

@@ -30,6 +30,15 @@ LIBRARY_ENDPOINTS: dict[str, Permission] = {
     "security.logout": Permission.PUBLIC,
     "security.verify": Permission.AUTHENTICATED,
     "security.change_password": Permission.AUTHENTICATED,
+    # Two-factor steps: reached mid-sign-in (the session holds the password-verified user,
+    # Flask-Security refuses any other state) or signed in (changing one's own factor).
+    "security.two_factor_setup": Permission.PUBLIC,
+    "security.two_factor_token_validation": Permission.PUBLIC,
+    "security.two_factor_rescue": Permission.PUBLIC,
+    "security.tf_select": Permission.PUBLIC,
+    "security.mf_recovery": Permission.PUBLIC,
+    "security.two_factor_setup_validate": Permission.AUTHENTICATED,
+    "security.mf_recovery_codes": Permission.AUTHENTICATED,
     "api-docs.openapi_json": Permission.PUBLIC,
 }
 
@@ -53,6 +62,10 @@ def current_actor() -> User | None:
             actor = authenticate_token(db.session, secret.strip())
             if actor is not None:
                 db.session.commit()  # last_used_at
+                from .security.mfa import is_enrolled, mfa_required
+
+                if mfa_required(actor) and not is_enrolled(actor):
+                    actor = None  # must enrol two-factor in the browser first
     elif current_user.is_authenticated:
         actor = cast(User, current_user._get_current_object())
     g.pdm_actor = actor

@@ -30,8 +30,12 @@ def _find_case(ref: str) -> Case | None:
               help="E-mail of the quality user who reviews and signs the disposal.")
 @click.option("--password", default=None, envvar="PDM_SIGNER_PASSWORD",
               help="The signer's password [env PDM_SIGNER_PASSWORD] (21 CFR 11.200).")
+@click.option("--totp-code", default=None, envvar="PDM_SIGNER_TOTP_CODE",
+              help="A current code from the signer's authenticator app, when they have enrolled "
+                   "one [env PDM_SIGNER_TOTP_CODE].")
 @click.option("--reason", default="", help="Why the records are destroyed (kept in the tombstone).")
 def dispose_command(case_ref: str | None, signer_email: str | None, password: str | None,
+                    totp_code: str | None,
                     reason: str) -> None:
     """List cases whose retention has ended and that have no hold, or dispose of one.
 
@@ -69,7 +73,7 @@ def dispose_command(case_ref: str | None, signer_email: str | None, password: st
     try:
         case = cases_svc.get_case(db.session, signer, found.id, lock=True)
         tomb = svc.start_disposal(db.session, store, actor=signer, case=case, reason=reason,
-                                  password=password, now=now)
+                                  password=password, totp_code=totp_code, now=now)
         db.session.commit()
     except DomainError as exc:
         _domain_error(exc)

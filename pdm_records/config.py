@@ -78,6 +78,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PDM_RATELIMIT_STORAGE_URI", "memory://", _str,
             "Flask-Limiter storage; use redis://… when running several web processes"),
     Setting("PDM_SESSION_IDLE_MINUTES", 30, _int, "session idle timeout, in minutes"),
+    Setting("PDM_SESSION_ABSOLUTE_HOURS", 12, _int,
+            "absolute session lifetime, in hours: sign in again after it, active or not"),
+    Setting("PDM_MFA_REQUIRED_ROLES", "quality,admin", _str,
+            "comma-separated roles that must use two-factor sign-in (TOTP); empty: none"),
+    Setting("PDM_LOCKOUT_THRESHOLD", 10, _int,
+            "consecutive failed sign-ins or signing attempts that lock an account"),
+    Setting("PDM_LOCKOUT_MINUTES", 15, _int, "how long a lock-out lasts, in minutes"),
+    Setting("PDM_SIGNING_RATE_LIMIT", "10 per minute", _str,
+            "rate limit of signing attempts per account (Flask-Limiter syntax)"),
+    Setting("PDM_SECURITY_LOG", "stderr", _str,
+            "where security events go as JSON lines: stderr, a file path, or off"),
     Setting("PDM_PREFERRED_URL_SCHEME", "http", _str,
             "https behind a TLS reverse proxy: turns on HSTS and secure cookies"),
     Setting("PDM_PROXY_COUNT", 0, _int,
@@ -186,7 +197,9 @@ def _derive(config: dict[str, Any], instance_path: Path, problems: list[str]) ->
         "SESSION_COOKIE_SECURE": https,
         "REMEMBER_COOKIE_SECURE": https,
         "REMEMBER_COOKIE_HTTPONLY": True,
-        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=int(config["PDM_SESSION_IDLE_MINUTES"])),
+        # The signed cookie is refused by Flask after the absolute lifetime; the idle timeout
+        # and the absolute timeout are also enforced per request (pdm_records.security.sessions).
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(config["PDM_SESSION_ABSOLUTE_HOURS"])),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "WTF_CSRF_TIME_LIMIT": None,
         "RATELIMIT_STORAGE_URI": config["PDM_RATELIMIT_STORAGE_URI"],
@@ -201,6 +214,21 @@ def _derive(config: dict[str, Any], instance_path: Path, problems: list[str]) ->
         "SECURITY_TRACKABLE": True,
         "SECURITY_DATETIME_FACTORY": utcnow,
         "SECURITY_PASSWORD_LENGTH_MIN": 12,  # nosec B105  # a length, no secret
+        "SECURITY_PASSWORD_CHECK_BREACHED": False,  # no network: a shipped list instead
+        # Two-factor sign-in with an authenticator app (TOTP, RFC 6238) and recovery codes;
+        # which roles must use it is PDM_MFA_REQUIRED_ROLES (User.check_tf_required).
+        "SECURITY_TWO_FACTOR": True,
+        "SECURITY_TWO_FACTOR_ENABLED_METHODS": ["authenticator"],
+        "SECURITY_TWO_FACTOR_ALWAYS_VALIDATE": True,
+        "SECURITY_TWO_FACTOR_RESCUE_EMAIL": False,
+        "SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY": 90,
+        "SECURITY_TWO_FACTOR_POST_SETUP_VIEW": "/account/",
+        "SECURITY_TOTP_SECRETS": {1: _derived_key(secret, "totp-secrets")},
+        "SECURITY_TOTP_ISSUER": config.get("PDM_SITE_NAME") or "pdm-records",
+        "SECURITY_MULTI_FACTOR_RECOVERY_CODES": True,
+        "SECURITY_MULTI_FACTOR_RECOVERY_CODES_N": 10,
+        "SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS": [_fernet_key(secret)],
+        "SECURITY_MSG_TWO_FACTOR_INVALID_TOKEN": ("The code is not correct.", "error"),
         "SECURITY_POST_LOGIN_VIEW": "/",
         "SECURITY_POST_LOGOUT_VIEW": "/login",
         "SECURITY_URL_PREFIX": None,
@@ -225,6 +253,28 @@ def _derive(config: dict[str, Any], instance_path: Path, problems: list[str]) ->
     }
     for key, value in defaults.items():
         config.setdefault(key, value)
+
+
+def _derived_key(secret: str, purpose: str) -> str:
+    """A key for one purpose derived from the secret key (one secret to manage; changing the
+    secret key invalidates enrolled authenticators and recovery codes)."""
+    import hashlib
+
+    return hashlib.sha256(f"pdm-records:{purpose}:{secret}".encode()).hexdigest()
+
+
+def _fernet_key(secret: str) -> bytes:
+    import base64
+    import hashlib
+
+    return base64.urlsafe_b64encode(
+        hashlib.sha256(f"pdm-records:recovery-codes:{secret}".encode()).digest())
+
+
+def mfa_required_roles(config: Mapping[str, Any]) -> frozenset[str]:
+    """The role names of ``PDM_MFA_REQUIRED_ROLES``."""
+    raw = str(config.get("PDM_MFA_REQUIRED_ROLES") or "")
+    return frozenset(r.strip().lower() for r in raw.split(",") if r.strip())
 
 
 def _derived_salt(secret: str) -> str:
@@ -287,6 +337,15 @@ def check_settings(config: Mapping[str, Any]) -> list[str]:
         problems.append("PDM_MAX_UPLOAD_MB must be a positive number of MiB")
     for key in ("PDM_AUDIT_CHECKPOINT_EVERY", "PDM_AUDIT_CHECKPOINT_SECONDS"):
         if int(config.get(key) or 0) <= 0:
+            problems.append(f"{key} must be a positive number")
+    from .permissions import Role
+
+    unknown_roles = sorted(mfa_required_roles(config) - {r.value for r in Role})
+    if unknown_roles:
+        problems.append(f"PDM_MFA_REQUIRED_ROLES names unknown roles: {', '.join(unknown_roles)}")
+    for key in ("PDM_SESSION_IDLE_MINUTES", "PDM_SESSION_ABSOLUTE_HOURS",
+                "PDM_LOCKOUT_THRESHOLD", "PDM_LOCKOUT_MINUTES"):
+        if key in config and int(config.get(key) or 0) <= 0:
             problems.append(f"{key} must be a positive number")
     if int(config.get("PDM_TOKEN_EXPIRY_DAYS") or 0) <= 0:
         problems.append("PDM_TOKEN_EXPIRY_DAYS must be a positive number of days")

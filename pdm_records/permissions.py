@@ -41,6 +41,7 @@ class Permission(StrEnum):
     VIEW_CASES = "case:view"
     ACT_ON_CASES = "case:act"
     MANAGE_DESIGN = "design:manage"
+    ASSIGN_CASES = "case:assign"  # quality reassigns a case to another engineer
     MANAGE_ENVELOPES = "envelope:manage"
     # Legal holds, the retention overview and disposal (DOMAIN.md §5).
     MANAGE_RETENTION = "retention:manage"
@@ -65,6 +66,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.MANAGE_CATALOGUE, Permission.VIEW_CASES, Permission.ACT_ON_CASES,
         Permission.MANAGE_RETENTION,
         Permission.VIEW_STORAGE_INTEGRITY,
+        Permission.ASSIGN_CASES,
     }),
     Role.ADMIN: frozenset({
         Permission.MANAGE_USERS, Permission.VIEW_CONFIGURATION, Permission.MANAGE_CATALOGUE,

@@ -23,8 +23,11 @@ from pdm_records import create_app
 from pdm_records.extensions import db, limiter
 from pdm_records.models import Base, DeviceType, Site, SiteKind, User
 from pdm_records.permissions import Role
+from pdm_records.security.mfa import enrol as enrol_user
+from pdm_records.security.mfa import mfa_required
 from pdm_records.services import users as user_service
 from pdm_records.services.demo import load_demo
+from tests.totp import CodeSource
 
 PASSWORD = "correct horse battery staple"
 TEST_DB = os.environ.get("PDM_TEST_DATABASE_URL", "")
@@ -143,6 +146,7 @@ class Account:
     id: int
     email: str
     roles: tuple[str, ...]
+    totp_key: str | None = None  # base32 key when enrolled in two-factor sign-in
 
 
 class Accounts:
@@ -151,26 +155,49 @@ class Accounts:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self._users: dict[str, Account] = {}
+        self._codes: dict[int, CodeSource] = {}
 
-    def user(self, *roles: str, email: str | None = None) -> Account:
+    def user(self, *roles: str, email: str | None = None, enrol: bool | None = None) -> Account:
+        """An account with ``roles``. Users of roles that must use two-factor sign-in
+        (``PDM_MFA_REQUIRED_ROLES``) are enrolled with an authenticator key, as they would be
+        after their first sign-in; ``enrol`` overrides that."""
         key = email or "+".join(sorted(roles))
         if key not in self._users:
             email = email or f"test-{'-'.join(sorted(roles)) or 'nobody'}@example.org"
-            with self.app.app_context():
+            with self.app.test_request_context():
                 user = user_service.create_user(
                     db.session, actor=None, email=email, password=PASSWORD,
                     printed_name=f"Test {' '.join(roles).title()}", roles=list(roles),
                     registration_number="REG-1" if Role.CLINICIAN in roles else None)
+                totp_key = None
+                if enrol if enrol is not None else mfa_required(user):
+                    totp_key = enrol_user(user).b32_key
                 db.session.commit()
-                self._users[key] = Account(user.id, user.email, tuple(roles))
+                self._users[key] = Account(user.id, user.email, tuple(roles), totp_key)
         return self._users[key]
 
+    def code(self, account: Account) -> str:
+        """The next TOTP code of an enrolled account (a step never used before)."""
+        assert account.totp_key, f"{account.email} is not enrolled in two-factor sign-in"
+        source = self._codes.setdefault(account.id, CodeSource(account.totp_key))
+        return source.next()
+
+    def totp(self, *roles: str) -> str:
+        return self.code(self.user(*roles))
+
     def login(self, client: FlaskClient, *roles: str) -> Account:
+        """Sign in through the real forms: password, then the authenticator code if enrolled."""
         user = self.user(*roles)
         response = client.post("/login", data={"email": user.email, "password": PASSWORD,
                                                "csrf_token": csrf_token(client, "/login")},
                                follow_redirects=False)
         assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        if user.totp_key:
+            assert "/tf-validate" in response.headers["Location"], response.headers["Location"]
+            response = client.post("/tf-validate", data={
+                "code": self.code(user), "csrf_token": csrf_token(client, "/tf-validate")})
+            assert response.status_code == 302, response.get_data(as_text=True)[:500]
+            assert "/tf-" not in response.headers["Location"], response.headers["Location"]
         return user
 
     def token(self, *roles: str) -> str:

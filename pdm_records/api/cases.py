@@ -144,6 +144,11 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
     buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id,
                                                    actor=actor, remote_addr=client_address())
     commit_read(db.session)  # audited before anything is sent; 503 if it cannot be
+    from ..security.events import log_export
+
+    log_export(actor_id=actor.id, actor_email=actor.email, what="attachment",
+               target_type="attachment", target_id=attachment_id,
+               size=buffer.getbuffer().nbytes)
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
 
 
@@ -230,7 +235,8 @@ def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.transition(db.session, get_store(), actor=actor, case=case, target="submitted",
-                   password=data["password"], pattern=_config_pattern())
+                   password=data["password"], totp_code=data["totp_code"],
+                   pattern=_config_pattern())
     db.session.commit()
     return case_detail(db.session, actor, case, get_store())
 
@@ -243,8 +249,24 @@ def transition(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     actor = require_actor()
     case = svc.get_case(db.session, actor, case_id, lock=True)
     svc.transition(db.session, get_store(), actor=actor, case=case, target=data["to"],
-                   reason=data["reason"], password=data["password"],
+                   reason=data["reason"], password=data["password"], totp_code=data["totp_code"],
                    delivered_on=data["delivered_on"], pattern=_config_pattern())
+    db.session.commit()
+    return case_detail(db.session, actor, case, get_store())
+
+
+class AssignSchema(Schema):
+    engineer_id = fields.Integer(required=True, validate=validate.Range(min=1, max=2**31 - 1))
+
+
+@blp.route("/<int:case_id>/assignee", methods=["POST"])
+@requires(Permission.ASSIGN_CASES)
+@blp.arguments(AssignSchema)
+def assign(data: dict[str, Any], case_id: int) -> dict[str, Any]:
+    """Reassign the case to another engineer (quality)."""
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    svc.assign_engineer(db.session, actor=actor, case=case, engineer_id=data["engineer_id"])
     db.session.commit()
     return case_detail(db.session, actor, case, get_store())
 

@@ -31,6 +31,7 @@ class EnvelopeUpdateSchema(Schema):
 
 class ApproveSchema(Schema):
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=256))
+    totp_code = fields.String(load_default=None, load_only=True, validate=validate.Length(max=10))
 
 
 def _dump(version: EnvelopeVersion) -> dict[str, Any]:
@@ -79,6 +80,6 @@ def approve_envelope(data: dict[str, Any], version_id: int) -> dict[str, Any]:
     """Approve with your signature (not the author); supersedes the previous version."""
     version = svc.approve(db.session, get_store(), actor=require_actor(),
                           version=svc.get_version(db.session, version_id, lock=True),
-                          password=data["password"])
+                          password=data["password"], totp_code=data["totp_code"])
     db.session.commit()
     return _dump(version)

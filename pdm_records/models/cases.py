@@ -89,6 +89,9 @@ class Case(Base):
     device_type_id: Mapped[int] = mapped_column(sa.ForeignKey("device_type.id"), index=True)
     institution_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
     prescriber_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"), index=True)
+    # The engineer responsible for the design: whoever accepted the case; quality may reassign.
+    assigned_engineer_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id"), index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Latest retention deadline over all the case's record objects (the retention issue keeps it).
@@ -105,7 +108,9 @@ class Case(Base):
     patient: Mapped[Patient] = relationship(lazy="joined")
     device_type: Mapped[DeviceType] = relationship(lazy="joined")
     institution: Mapped[Site] = relationship(lazy="joined")
-    prescriber: Mapped[User] = relationship(lazy="joined")
+    prescriber: Mapped[User] = relationship(lazy="joined", foreign_keys=[prescriber_id])
+    assigned_engineer: Mapped[User | None] = relationship(
+        lazy="joined", foreign_keys=[assigned_engineer_id])
     revisions: Mapped[list[RequestRevision]] = relationship(
         back_populates="case", order_by="RequestRevision.revision"
     )

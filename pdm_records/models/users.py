@@ -68,6 +68,12 @@ class User(Base, UserMixin):
     mf_recovery_codes: Mapped[list[str] | None] = mapped_column(
         MutableList.as_mutable(AsaList()), default=None
     )
+    # Replay protection (RFC 6238 §5.2): the last accepted TOTP time step is never accepted again.
+    tf_totp_last_counter: Mapped[int | None] = mapped_column(sa.BigInteger, default=None)
+    # Lock-out (docs/security/authentication.md): consecutive failed authentications since the
+    # last success, and the end of the current lock.
+    failed_auth_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
 
     create_datetime: Mapped[datetime] = mapped_column(default=utcnow)
     update_datetime: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -80,6 +86,32 @@ class User(Base, UserMixin):
     @property
     def role_names(self) -> list[str]:
         return sorted(r.name for r in self.roles)
+
+    # -- Flask-Security-Too hooks (5.8+): per-role mandatory 2FA, lock-out, failure counting --
+    def check_tf_required(
+        self, tf_setup_methods: list[tuple[str, str]], tf_fresh: bool
+    ) -> tuple[bool, list[tuple[str, str]]]:
+        """Two-factor is required when the user enrolled or a role of theirs makes it mandatory
+        (``PDM_MFA_REQUIRED_ROLES``). Always validated: no 'remember this device'."""
+        from ..security.mfa import mfa_required
+
+        return bool(tf_setup_methods) or mfa_required(self), tf_setup_methods
+
+    def check_tf_required_setup(self) -> bool:
+        from ..security.mfa import mfa_required
+
+        return mfa_required(self)
+
+    def track_failed_authn(self, auth_type: str, tfa: bool = False) -> None:
+        """A failed password or second factor at sign-in: counts towards the lock-out."""
+        from ..security.lockout import failed_sign_in
+
+        failed_sign_in(self, "totp" if tfa else auth_type)
+
+    def is_locked(self, form_error: list[str] | None = None) -> bool:
+        from ..security.lockout import is_locked
+
+        return is_locked(self)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"

@@ -130,12 +130,18 @@ class TransitionSchema(Schema):
     reason = Text(load_default="", validate=validate.Length(max=2000), multiline=True)
     password = fields.String(load_default=None, load_only=True,
                              validate=validate.Length(max=256))
+    totp_code = fields.String(load_default=None, load_only=True, validate=validate.Length(max=10),
+                              metadata={"description": "current authenticator code, when the "
+                                                       "signer has enrolled two-factor"})
     delivered_on = fields.Date(load_default=None, allow_none=True)
 
 
 class SubmitSchema(Schema):
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=256),
                              error_messages={"required": "Enter your password to sign."})
+    totp_code = fields.String(load_default=None, load_only=True, validate=validate.Length(max=10),
+                              metadata={"description": "current authenticator code, when the "
+                                                       "signer has enrolled two-factor"})
 
 
 class CommentSchema(Schema):

@@ -70,6 +70,7 @@ def case_detail(
                         "implantable": case.device_type.implantable,
                         "parameters": case.device_type.parameters},
         "institution": case.institution.name,
+        "assigned_engineer_id": case.assigned_engineer_id,
         "prescriber": {"id": case.prescriber.id, "printed_name": case.prescriber.printed_name,
                        "registration_number": case.prescriber.registration_number},
         "created_at": case.created_at.isoformat(),

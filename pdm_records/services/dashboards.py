@@ -37,8 +37,10 @@ def build_dashboard(session: DbSession, user: User, limit: int = 10) -> Dashboar
             .order_by(Case.created_at.desc()).limit(limit)))
     if Role.ENGINEER in roles:
         board.sections.append("engineer")
+        from .requests import visible_to_engineer
+
         board.queue = list(session.scalars(
-            sa.select(Case).where(Case.status.in_(QUEUE_STATUSES))
+            sa.select(Case).where(Case.status.in_(QUEUE_STATUSES), visible_to_engineer(user))
             .order_by(Case.created_at).limit(limit)))
     if Role.QUALITY in roles:
         board.sections.append("quality")

@@ -65,6 +65,8 @@ class DemoLogin:
     email: str
     role: str
     password: str
+    totp_key: str | None = None  # base32 authenticator key (users who must use 2FA)
+    totp_uri: str | None = None  # otpauth:// URI of the same key (for a QR code)
 
 
 def load_demo(
@@ -95,7 +97,22 @@ def load_demo(
         logins.append(DemoLogin(email, ", ".join(r.value for r in roles), secret))
     if store is not None:
         _demo_envelopes(session, store, {login.email: login.password for login in logins})
-    return logins
+    return [_with_second_factor(session, login) for login in logins]
+
+
+def _with_second_factor(session: DbSession, login: DemoLogin) -> DemoLogin:
+    """Demo users whose role must use two-factor sign-in get an authenticator key (kept when
+    they have one already, so a phone that scanned it keeps working)."""
+    from ..security.mfa import enrol, enrolment_of, is_enrolled, mfa_required
+
+    user = users.find_user_by_email(session, login.email)
+    if user is None:  # created just before; never strip the check (-O)
+        raise ValueError(f"demo user {login.email} is missing")
+    if not mfa_required(user) and not is_enrolled(user):
+        return login
+    enrolment = enrolment_of(user) if is_enrolled(user) else enrol(user)
+    session.flush()
+    return DemoLogin(login.email, login.role, login.password, enrolment.b32_key, enrolment.uri)
 
 
 # The cranial/facial implant envelope uses the OsteoFab clearance numbers (FDA 510(k) K133809,
@@ -139,8 +156,13 @@ def _demo_envelopes(session: DbSession, store: ObjectStore, passwords: dict[str,
             continue
         draft = create_draft(session, actor=author, device_type_id=device_type.id,
                              definition=definition, notes="demo envelope")
+        code = None
+        if approver.tf_totp_secret:  # enrolled by an earlier run: sign with a current code
+            from ..extensions import security
+
+            code = security.totp_factory.generate_totp_password(approver.tf_totp_secret)
         approve(session, store, actor=approver, version=draft,
-                password=passwords["quality.lead@example.org"])
+                password=passwords["quality.lead@example.org"], totp_code=code)
 
 
 def _reset_password(session: DbSession, user: User, secret: str) -> None:

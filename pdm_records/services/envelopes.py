@@ -199,7 +199,7 @@ def envelope_record(version: EnvelopeVersion, device_type: DeviceType) -> dict[s
 
 def approve(
     session: DbSession, store: ObjectStore, *, actor: User, version: EnvelopeVersion,
-    password: str | None, now: datetime | None = None,
+    password: str | None, now: datetime | None = None, totp_code: str | None = None,
 ) -> EnvelopeVersion:
     """Approve a draft with a signature; the previous approved version is superseded."""
     _require_quality(actor)
@@ -219,7 +219,7 @@ def approve(
                        "content. Draft a new version instead.")
     record = envelope_record(version, device_type)
     # An envelope is kept as long as any case that used it: at least the longest class.
-    signature = sign(session, store, actor=actor, password=password,
+    signature = sign(session, store, actor=actor, password=password, totp_code=totp_code,
                      meaning=SignatureMeaning.ENVELOPE_APPROVAL,
                      target_type="envelope_version", target_id=version.id, content=record,
                      record_key_prefix=f"envelopes/{device_type.id}",

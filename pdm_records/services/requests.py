@@ -49,7 +49,7 @@ from ..schemas import flatten_messages, no_control_chars
 from ..schemas.requests import SCHEMAS, CommonRequestSchema
 from ..storage import ObjectStore, StorageError
 from ..storage.uploads import SpooledUpload
-from ..workflow import ActorFacts, TransitionRefused, find_transition
+from ..workflow import ActorFacts, TransitionRefused, Who, find_transition
 from . import DbSession
 from .audit import actor_label, record_event
 from .cases import allocate_case_number
@@ -60,17 +60,23 @@ EDITABLE = (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
 
 
 # -- visibility ---------------------------------------------------------------------------------
+def visible_to_engineer(actor: User) -> sa.ColumnElement[bool]:
+    """The queue (submitted, nobody assigned yet) and the cases assigned to ``actor``."""
+    return sa.or_(
+        sa.and_(Case.status == CaseStatus.SUBMITTED, Case.assigned_engineer_id.is_(None)),
+        Case.assigned_engineer_id == actor.id)
+
+
 def visible_cases(actor: User) -> sa.Select[tuple[Case]]:
-    """Cases ``actor`` may see: clinicians their own (or their institution's when it shares),
-    engineers every submitted case, quality all; administrators none (DOMAIN.md §8)."""
+    """Cases ``actor`` may see (least privilege, DOMAIN.md §8): clinicians their own (or their
+    institution's when it shares cases), engineers the queue and the cases assigned to them,
+    quality all; administrators none."""
     roles = set(actor.role_names)
     conditions: list[sa.ColumnElement[bool]] = []
     if Role.QUALITY in roles:
         conditions.append(sa.true())
     if Role.ENGINEER in roles:
-        # Only cases that were submitted at least once: never a clinician's unsent draft.
-        conditions.append(sa.exists().where(CaseTransition.case_id == Case.id,
-                                            CaseTransition.to_status == CaseStatus.SUBMITTED))
+        conditions.append(visible_to_engineer(actor))
     if Role.CLINICIAN in roles:
         conditions.append(Case.prescriber_id == actor.id)
         if actor.site is not None and actor.site.share_cases:
@@ -485,7 +491,7 @@ def facts_for(session: DbSession, actor: User, case: Case) -> ActorFacts:
 def transition(
     session: DbSession, store: ObjectStore, *, actor: User, case: Case, target: str,
     reason: str = "", password: str | None = None, delivered_on: date | None = None,
-    pattern: str = ".*", now: datetime | None = None,
+    pattern: str = ".*", now: datetime | None = None, totp_code: str | None = None,
 ) -> CaseTransition:
     """Move ``case`` to ``target`` if the workflow allows it for ``actor`` (§11.10(f), (g))."""
     now = now or utcnow()
@@ -508,13 +514,14 @@ def transition(
     signature = None
     if target_status is CaseStatus.SUBMITTED:
         signature = _sign_request(session, store, actor=actor, case=case, password=password,
-                                  pattern=pattern, now=now)
+                                  totp_code=totp_code, pattern=pattern, now=now)
     elif step.signature is not None:
         from .confirmations import signed_confirmations
         from .verification import latest_report
 
         report = latest_report(session, case.iterations[-1]) if case.iterations else None
-        signature = sign(session, store, actor=actor, password=password, meaning=step.signature,
+        signature = sign(session, store, actor=actor, password=password, totp_code=totp_code,
+                         meaning=step.signature,
                          target_type="case", target_id=case.id,
                          content=case_record(case, target_status, report,
                                              signed_confirmations(session, case)),
@@ -523,6 +530,11 @@ def transition(
                          now=now)
     if target_status is CaseStatus.RELEASED:
         case.released_at = now
+    if (case.status is CaseStatus.SUBMITTED and case.assigned_engineer_id is None
+            and Role.ENGINEER in actor.role_names and step.who is not Who.PRESCRIBER_OR_QUALITY):
+        # The engineer who takes the case from the queue is responsible for it from now on.
+        case.assigned_engineer_id = actor.id
+        extra["assigned_engineer_id"] = actor.id
     before = case.status
     case.status = target_status
     case.updated_at = now
@@ -555,7 +567,7 @@ def _delivery(case: Case, delivered_on: date | None, now: datetime) -> dict[str,
 
 def _sign_request(
     session: DbSession, store: ObjectStore, *, actor: User, case: Case, password: str | None,
-    pattern: str, now: datetime,
+    pattern: str, now: datetime, totp_code: str | None = None,
 ) -> Signature:
     revision = case.revisions[-1]
     if revision.status is not RevisionStatus.DRAFT:
@@ -565,12 +577,12 @@ def _sign_request(
             "institution_id": case.institution_id, "patient_code": case.patient.code}
     load_request(session, data, pattern=pattern, partial=False)
     _check_parameter_ranges(session, case, revision.content)
-    check_password(actor, password)  # before anything is extended in the store
+    verified = check_password(actor, password, totp_code)  # before the store is touched
     record = revision_record(case, revision)
     retain_until = _retain_until(session, case, now)
     _freeze(session, store, actor=actor, case=case,
             files=[a.file for a in revision.live_attachments], retain_until=retain_until)
-    signature = sign(session, store, actor=actor, password=password,
+    signature = sign(session, store, actor=actor, password=None, verified=verified,
                      meaning=SignatureMeaning.AUTHORED, target_type="request_revision",
                      target_id=revision.id, content=record,
                      record_key_prefix=f"records/{case.number}", retain_until=retain_until,
@@ -624,6 +636,33 @@ def _history(
     return row
 
 
+# -- assignment -------------------------------------------------------------------------------
+def assign_engineer(session: DbSession, *, actor: User, case: Case, engineer_id: int) -> None:
+    """Quality reassigns a case to another engineer (who then sees it; the previous one not)."""
+    if Role.QUALITY not in actor.role_names:
+        raise Forbidden("Only quality users reassign cases.")
+    engineer = session.get(User, engineer_id) if 0 < engineer_id < 2**31 else None
+    if engineer is None or not engineer.active or Role.ENGINEER not in engineer.role_names:
+        raise ValidationError("Choose an active engineer.", {"engineer_id": [
+            "Choose an active engineer account."]})
+    if case.status in (CaseStatus.DRAFT, CaseStatus.CANCELLED, CaseStatus.REJECTED):
+        raise Conflict(f"The case is {case.status.value.replace('_', ' ')}; only submitted "
+                       "cases are assigned to engineers.")
+    before = case.assigned_engineer_id
+    case.assigned_engineer_id = engineer.id
+    session.flush()
+    record_event(session, actor=actor, action="case.assigned", target_type="case",
+                 target_id=case.id, case_id=case.id, before={"assigned_engineer_id": before},
+                 after={"assigned_engineer_id": engineer.id})
+    _notify(session, {engineer.id} - {actor.id}, case,
+            f"{actor.printed_name} assigned {case.number} to you.")
+
+
+def engineers(session: DbSession) -> list[User]:
+    ids = _role_user_ids(session, Role.ENGINEER)
+    return list(session.scalars(sa.select(User).where(User.id.in_(ids)).order_by(User.email)))
+
+
 # -- comments and notifications -------------------------------------------------------------
 def add_comment(session: DbSession, *, actor: User, case: Case, body: str) -> Comment:
     comment = Comment(case_id=case.id, author_id=actor.id, body=body)
@@ -631,17 +670,21 @@ def add_comment(session: DbSession, *, actor: User, case: Case, body: str) -> Co
     session.flush()
     record_event(session, actor=actor, action="comment.added", target_type="comment",
                  target_id=comment.id, case_id=case.id, after={"body": body})
-    recipients = {case.prescriber_id}
-    if _ever_submitted(session, case):
-        recipients |= _role_user_ids(session, Role.ENGINEER)
+    recipients = {case.prescriber_id} | _engineers_of(session, case)
     _notify(session, recipients - {actor.id}, case,
             f"{actor.printed_name} commented on {case.number}.")
     return comment
 
 
-def _ever_submitted(session: DbSession, case: Case) -> bool:
-    return bool(session.scalar(sa.select(sa.exists().where(
-        CaseTransition.case_id == case.id, CaseTransition.to_status == CaseStatus.SUBMITTED))))
+def _engineers_of(session: DbSession, case: Case) -> set[int]:
+    """Engineers to tell about a case: its assignee, or all engineers while it waits in the
+    queue (never an engineer who may not see it)."""
+    if case.assigned_engineer_id is not None:
+        return {case.assigned_engineer_id}
+    if case.status is CaseStatus.SUBMITTED:
+        return _role_user_ids(session, Role.ENGINEER)
+    return set()
+
 
 
 NOTIFY_ROLE = {
@@ -655,7 +698,9 @@ NOTIFY_PRESCRIBER = {CaseStatus.ACCEPTED, CaseStatus.REJECTED, CaseStatus.CHANGE
 
 def _notify_for(session: DbSession, case: Case, target: CaseStatus, actor: User) -> None:
     recipients: set[int] = set()
-    if target in NOTIFY_ROLE:
+    if NOTIFY_ROLE.get(target) is Role.ENGINEER:
+        recipients |= _engineers_of(session, case)
+    elif target in NOTIFY_ROLE:
         recipients |= _role_user_ids(session, NOTIFY_ROLE[target])
     if target in NOTIFY_PRESCRIBER or target is CaseStatus.IN_DESIGN:
         recipients.add(case.prescriber_id)

@@ -299,12 +299,12 @@ def _reason(reason: str, field: str = "reason") -> str:
 
 def place_hold(
     session: DbSession, store: ObjectStore, *, actor: User, case: Case, reason: str,
-    password: str | None, now: datetime | None = None,
+    password: str | None, totp_code: str | None = None, now: datetime | None = None,
 ) -> LegalHold:
     """Place a legal hold (signed): every record object of the case is held in the store."""
     _require_quality(actor, "place legal holds")
     reason = _reason(reason)
-    check_password(actor, password)
+    verified = check_password(actor, password, totp_code)  # once: codes are single-use
     now = now or utcnow()
     tomb = tombstone_of(session, case)
     if tomb is not None:
@@ -314,7 +314,7 @@ def place_hold(
                      placed_by_label=actor_label(actor), placed_at=now)
     session.add(hold)
     session.flush()
-    signature = sign(session, store, actor=actor, password=password,
+    signature = sign(session, store, actor=actor, password=None, verified=verified,
                      meaning=SignatureMeaning.LEGAL_HOLD, target_type="legal_hold",
                      target_id=hold.id, content={
                          "record_type": "legal_hold", "case_number": case.number,
@@ -332,7 +332,8 @@ def place_hold(
 
 def release_hold(
     session: DbSession, store: ObjectStore, *, actor: User, case: Case, hold_id: int,
-    reason: str, password: str | None, now: datetime | None = None,
+    reason: str, password: str | None, totp_code: str | None = None,
+    now: datetime | None = None,
 ) -> LegalHold:
     """Release one hold (signed); the store's holds come off when no other hold remains."""
     _require_quality(actor, "release legal holds")
@@ -343,9 +344,9 @@ def release_hold(
     if not hold.active:
         raise Conflict(f"That hold was released on {hold.released_at:%Y-%m-%d} by "
                        f"{hold.released_by_label}.")
-    check_password(actor, password)
+    verified = check_password(actor, password, totp_code)  # once: codes are single-use
     now = now or utcnow()
-    signature = sign(session, store, actor=actor, password=password,
+    signature = sign(session, store, actor=actor, password=None, verified=verified,
                      meaning=SignatureMeaning.HOLD_RELEASED, target_type="legal_hold",
                      target_id=hold.id, content={
                          "record_type": "legal_hold_release", "case_number": case.number,
@@ -429,7 +430,8 @@ def disposal_refusal(session: DbSession, case: Case, now: datetime,
 
 def start_disposal(
     session: DbSession, store: ObjectStore, *, actor: User, case: Case, reason: str,
-    password: str | None, now: datetime | None = None, policy: Policy | None = None,
+    password: str | None, totp_code: str | None = None, now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> Tombstone:
     """Check, sign and write the tombstone listing every object to destroy (nothing deleted yet).
 
@@ -441,7 +443,7 @@ def start_disposal(
     refusal = disposal_refusal(session, case, now, policy)
     if refusal:
         raise Conflict(refusal)
-    check_password(actor, password)
+    verified = check_password(actor, password, totp_code)  # once: codes are single-use
     existing = tombstone_of(session, case)
     if existing is not None:
         record_event(session, actor=actor, action="disposal.resumed", target_type="tombstone",
@@ -464,7 +466,7 @@ def start_disposal(
                                  size=obj.size))
     session.flush()
     content = tombstone_record(case, tomb, objects, decision, actor, now)
-    signature = sign(session, store, actor=actor, password=password,
+    signature = sign(session, store, actor=actor, password=None, verified=verified,
                      meaning=SignatureMeaning.DISPOSAL, target_type="tombstone",
                      target_id=tomb.id, content=content,
                      record_key_prefix=f"tombstones/{case.number}",

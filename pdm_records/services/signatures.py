@@ -1,10 +1,12 @@
 """The signature service, used by every signed action (21 CFR Part 11 §11.50, §11.70, §11.200).
 
-Signing requires the signer to re-enter their password at that moment. A signature records the
-printed name, UTC time and meaning, and is bound to the SHA-256 of the canonical content of the
-exact record version (which includes the SHA-256 of every attached file). The signed content
-and its manifestation are written as one canonical-JSON object to the write-once store: the
-record of truth, indexed by the ``signature`` row.
+Signing requires the signer to re-enter their password at that moment, plus a current TOTP code
+when they have enrolled a second factor (DOMAIN.md §9). Only holders of the role a meaning belongs
+to may sign it: an administrator signs no clinical or quality action without that role too.
+A signature records the printed name, UTC time and meaning, and is bound to the SHA-256 of the
+canonical content of the exact record version (which includes the SHA-256 of every attached
+file). The signed content and its manifestation are written as one canonical-JSON object to the
+write-once store: the record of truth, indexed by the ``signature`` row.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flask_security import verify_password
 
 from ..canonical import canonical_json, canonical_sha256, sha256_hex
 from ..clock import utcnow
-from ..errors import ServiceUnavailable, ValidationError
+from ..errors import Forbidden, ServiceUnavailable, ValidationError
 from ..models import Signature, SignatureMeaning, User
 from ..storage import ObjectStore, StorageError, StorageUnavailable
 from . import DbSession
@@ -32,12 +34,70 @@ class SignatureCheck:
     reason: str
 
 
-def check_password(actor: User, password: str | None) -> None:
-    """Part 11 §11.200: the signer re-enters the password at the moment of signing."""
-    if not password or not actor.password or not verify_password(password, actor.password):
+# Who may sign with which meaning (21 CFR Part 11 §11.10(g): authority checks).
+SIGNING_ROLES: dict[SignatureMeaning, frozenset[str]] = {
+    SignatureMeaning.AUTHORED: frozenset({"clinician"}),
+    SignatureMeaning.APPROVED: frozenset({"clinician"}),
+    SignatureMeaning.VERIFIED: frozenset({"engineer"}),
+    SignatureMeaning.REVIEWED: frozenset({"quality"}),
+    SignatureMeaning.RELEASED: frozenset({"quality"}),
+    SignatureMeaning.LEGAL_HOLD: frozenset({"quality"}),
+    SignatureMeaning.DISPOSAL: frozenset({"quality"}),
+    SignatureMeaning.ENVELOPE_APPROVAL: frozenset({"quality"}),
+}
+
+
+class SigningAuthenticationFailed(ValidationError):
+    """A wrong password or second factor at signing. The error handlers record the failure
+    (audit event, lock-out count, security log) after rolling the request back."""
+
+    def __init__(self, message: str, field_errors: dict[str, list[str]], *, user_id: int,
+                 kind: str) -> None:
+        super().__init__(message, field_errors)
+        self.user_id = user_id
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class VerifiedSigner:
+    """Proof, within this request, that :func:`check_password` accepted ``user_id``: a TOTP
+    code is accepted once only (replay protection), so a caller that checks before doing
+    other work passes this to :func:`sign` instead of the credentials a second time."""
+
+    user_id: int
+
+
+def check_password(actor: User, password: str | None,
+                   totp_code: str | None = None) -> VerifiedSigner:
+    """Part 11 §11.200: the signer re-enters the password at the moment of signing, and a
+    current code from their authenticator app when they have enrolled one.
+
+    Refused while the account is locked out (no credential is checked then)."""
+    from ..security.mfa import is_enrolled, verify_code
+    from .auth import is_locked
+
+    if is_locked(actor):
         raise ValidationError(
+            "Too many failed attempts: signing is paused for your account. Try again later or "
+            "ask an administrator.", {"password": ["Signing is paused after failed attempts."]})
+    if not password or not actor.password or not verify_password(password, actor.password):
+        raise SigningAuthenticationFailed(
             "The password is not correct; nothing was signed.",
-            {"password": ["Enter your current password to sign."]})
+            {"password": ["Enter your current password to sign."]}, user_id=actor.id,
+            kind="password")
+    if is_enrolled(actor) and not verify_code(actor, totp_code):
+        raise SigningAuthenticationFailed(
+            "The authenticator code is not correct; nothing was signed.",
+            {"totp_code": ["Enter the current 6-digit code from your authenticator app."]},
+            user_id=actor.id, kind="totp")
+    return VerifiedSigner(actor.id)
+
+
+def check_signing_role(actor: User, meaning: SignatureMeaning) -> None:
+    allowed = SIGNING_ROLES.get(meaning, frozenset())
+    if not allowed & set(actor.role_names):
+        raise Forbidden(f"Only a {' or '.join(sorted(allowed)) or 'designated'} user may sign "
+                        f"with the meaning '{meaning.value}'.")
 
 
 def manifestation(signature: Signature) -> dict[str, Any]:
@@ -60,6 +120,8 @@ def sign(
     *,
     actor: User,
     password: str | None,
+    totp_code: str | None = None,
+    verified: VerifiedSigner | None = None,
     meaning: SignatureMeaning,
     target_type: str,
     target_id: int,
@@ -69,7 +131,9 @@ def sign(
     case_id: int | None = None,
     now: datetime | None = None,
 ) -> Signature:
-    """Verify the password, bind a signature to ``content`` and store the signed record.
+    """Verify the signer (role, then password and second factor unless ``verified`` says
+    :func:`check_password` accepted them already), bind a signature to ``content`` and store
+    the signed record.
 
     Order: the signature row and its audit event are flushed first; the signed-record object
     is written last. If the write fails, the caller's transaction rolls back and nothing is
@@ -78,7 +142,12 @@ def sign(
     (docs/storage-consistency.md). The object is written, locked and read back before the
     commit in every case, so no committed signature names an unprotected object.
     """
-    check_password(actor, password)
+    check_signing_role(actor, meaning)
+    if verified is None or verified.user_id != actor.id:
+        check_password(actor, password, totp_code)
+    from .auth import record_success
+
+    record_success(session, actor)
     now = now or utcnow()
     signature = Signature(
         case_id=case_id, target_type=target_type, target_id=target_id, meaning=meaning,

@@ -26,7 +26,9 @@ def users() -> str:
     page_no = request.args.get("page", 1, type=int) or 1
     page = db.paginate(sa.select(User).order_by(User.email), page=max(page_no, 1),
                        per_page=current_app.config["PDM_PAGE_SIZE"], error_out=False)
-    return render_template("admin/users.html", page=page)
+    from ..clock import utcnow
+
+    return render_template("admin/users.html", page=page, now=utcnow())
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -57,6 +59,21 @@ def set_active(user_id: int) -> Response:
     user_service.set_active(db.session, actor=require_actor(), user=user, active=active)
     db.session.commit()
     flash(f"Account {user.email} {'activated' if active else 'deactivated'}.", "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+@requires(Permission.MANAGE_USERS)
+def unlock(user_id: int) -> Response:
+    from ..security.events import security_event
+    from ..services.auth import unlock as unlock_account
+
+    actor = require_actor()
+    user = user_service.get_user(db.session, user_id)
+    unlock_account(db.session, actor=actor, user=user)
+    db.session.commit()
+    security_event("account.unlocked", user_id=user.id, email=user.email, by=actor.id)
+    flash(f"Account {user.email} unlocked.", "success")
     return redirect(url_for("admin.users"))
 
 

@@ -17,7 +17,7 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from ..access import require_actor, requires
+from ..access import actor_permissions, require_actor, requires
 from ..api.cases import zip_limits
 from ..audited_reads import client_address, commit_read
 from ..context import get_store
@@ -29,6 +29,7 @@ from ..schemas.requests import IMAGING_MODALITIES, SIDES
 from ..services import catalogue
 from ..services import requests as svc
 from ..services.case_views import attachment_download, case_detail
+from .errors import note_security_error
 
 bp = Blueprint("cases", __name__)
 SORTS: dict[str, Any] = {"newest": Case.created_at.desc(), "oldest": Case.created_at.asc(),
@@ -130,7 +131,9 @@ def detail(case_id: int) -> str:
     from ..services.jobs import jobs_of_case
 
     jobs = jobs_of_case(db.session, case)
-    return render_template("cases/detail.html", case=case, jobs=jobs,
+    engineers = (svc.engineers(db.session) if Permission.ASSIGN_CASES in actor_permissions(actor)
+                 else [])
+    return render_template("cases/detail.html", case=case, jobs=jobs, engineers=engineers,
                            refresh=any(j.status.value in ("queued", "running") for j in jobs),
                            view=case_detail(db.session, actor, case, get_store()), errors={})
 
@@ -166,6 +169,7 @@ def edit(case_id: int) -> Response | str | tuple[str, int]:
 def _back_to_case(case_id: int, exc: DomainError | None = None) -> Response:
     if exc is not None:
         db.session.rollback()
+        note_security_error(exc)
         details = "; ".join(m for ms in exc.field_errors.values() for m in ms)
         flash(exc.message + (f" ({details})" if details and details != exc.message else ""),
               "error")
@@ -284,6 +288,11 @@ def download(case_id: int, attachment_id: int) -> Response:
     buffer, name, media_type = attachment_download(db.session, get_store(), case, attachment_id,
                                                    actor=actor, remote_addr=client_address())
     commit_read(db.session)  # audited before anything is sent; 503 if it cannot be
+    from ..security.events import log_export
+
+    log_export(actor_id=actor.id, actor_email=actor.email, what="attachment",
+               target_type="attachment", target_id=attachment_id,
+               size=buffer.getbuffer().nbytes)
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
 
 
@@ -305,6 +314,7 @@ def transition(case_id: int) -> Response:
         svc.transition(db.session, get_store(), actor=actor, case=case, target=target,
                        reason=request.form.get("reason", ""),
                        password=request.form.get("password") or None,
+                       totp_code=request.form.get("totp_code") or None,
                        delivered_on=delivered, pattern=_pattern())
         db.session.commit()
     except DomainError as exc:
@@ -312,6 +322,21 @@ def transition(case_id: int) -> Response:
             raise  # rendered as the error page with the reason (409 names what is allowed)
         return _back_to_case(case_id, exc)
     flash(f"{case.number} is now {case.status.value.replace('_', ' ')}.", "success")
+    return _back_to_case(case_id)
+
+
+@bp.route("/<int:case_id>/assignee", methods=["POST"])
+@requires(Permission.ASSIGN_CASES)
+def assign(case_id: int) -> Response:
+    actor = require_actor()
+    case = svc.get_case(db.session, actor, case_id, lock=True)
+    try:
+        svc.assign_engineer(db.session, actor=actor, case=case,
+                            engineer_id=request.form.get("engineer_id", type=int) or 0)
+        db.session.commit()
+    except ValidationError as exc:
+        return _back_to_case(case_id, exc)
+    flash(f"{case.number} is assigned to another engineer.", "success")
     return _back_to_case(case_id)
 
 

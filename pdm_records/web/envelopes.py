@@ -272,7 +272,8 @@ def approve(version_id: int) -> BaseResponse:
     version = svc.get_version(db.session, version_id, lock=True)
     try:
         svc.approve(db.session, get_store(), actor=require_actor(), version=version,
-                    password=request.form.get("password") or None)
+                    password=request.form.get("password") or None,
+                    totp_code=request.form.get("totp_code") or None)
         db.session.commit()
     except DomainError as exc:
         if exc.status != 422:

@@ -57,6 +57,21 @@ def render_error(
     return response
 
 
+def note_security_error(exc: DomainError) -> None:
+    """Security events for refusals: failed signing authentication, permission denials."""
+    from ..security.signing import note_signing_failure
+
+    note_signing_failure(exc)
+    if exc.status == 403:
+        from ..access import current_actor
+        from ..security.events import security_event
+
+        actor = current_actor()
+        security_event("permission.denied", outcome="failure",
+                       user_id=actor.id if actor else None, endpoint=request.endpoint,
+                       reason=exc.message)
+
+
 def register_error_handlers(app: Flask) -> None:
     max_mb = app.config["PDM_MAX_UPLOAD_MB"]
 
@@ -70,7 +85,9 @@ def register_error_handlers(app: Flask) -> None:
         headers = {}
         if isinstance(exc, ServiceUnavailable):
             headers["Retry-After"] = str(exc.retry_after)
-        return render_error(exc.status, exc.message, exc.field_errors, exc.code, headers)
+        response = render_error(exc.status, exc.message, exc.field_errors, exc.code, headers)
+        note_security_error(exc)  # after the rollback: recorded in its own transaction
+        return response
 
     @app.errorhandler(StorageUnavailable)
     def storage_down(exc: StorageUnavailable) -> Response:

@@ -74,7 +74,8 @@ def dispose(case_id: int) -> Response:
     try:
         tomb = svc.start_disposal(db.session, store, actor=actor, case=case,
                                   reason=request.form.get("reason", ""),
-                                  password=request.form.get("password") or None)
+                                  password=request.form.get("password") or None,
+            totp_code=request.form.get("totp_code") or None)
         db.session.commit()
     except ValidationError as exc:
         return _back(case_id, exc)
@@ -101,7 +102,8 @@ def place_hold(case_id: int) -> Response:
     try:
         svc.place_hold(db.session, get_store(), actor=actor, case=case,
                        reason=request.form.get("reason", ""),
-                       password=request.form.get("password") or None)
+                       password=request.form.get("password") or None,
+            totp_code=request.form.get("totp_code") or None)
         db.session.commit()
     except ValidationError as exc:
         return _back(case_id, exc)
@@ -117,7 +119,8 @@ def release_hold(case_id: int, hold_id: int) -> Response:
     try:
         hold: LegalHold = svc.release_hold(
             db.session, get_store(), actor=actor, case=case, hold_id=hold_id,
-            reason=request.form.get("reason", ""), password=request.form.get("password") or None)
+            reason=request.form.get("reason", ""), password=request.form.get("password") or None,
+            totp_code=request.form.get("totp_code") or None)
         db.session.commit()
     except ValidationError as exc:
         return _back(case_id, exc)

@@ -13,6 +13,7 @@ from pdm_records import create_app
 from pdm_records.extensions import db
 from pdm_records.models import AuditEvent, User
 from tests.conftest import _base_config
+from tests.totp import current_counter, totp_at
 
 
 def test_init_is_safe_to_run_twice(app: Flask) -> None:
@@ -36,8 +37,16 @@ def test_init_takes_the_password_from_the_environment(app: Flask) -> None:
     assert "shown once" not in result.output
     client = app.test_client()
     app.config["WTF_CSRF_ENABLED"] = False
-    client.post("/login", data={"email": "admin@example.org",
-                                "password": "a good admin passphrase"})
+    first = client.post("/login", data={"email": "admin@example.org",
+                                        "password": "a good admin passphrase"})
+    # Administrators must use two-factor sign-in: the first sign-in enrols (in the browser).
+    assert first.status_code == 302 and first.headers["Location"].endswith("/tf-setup")
+    assert client.get("/admin/users").status_code == 302
+    page = client.post("/tf-setup", data={"setup": "authenticator"}).get_data(as_text=True)
+    key = re.search(r"Key: <code>([A-Z2-7 -]+)</code>", page)
+    assert key and 'src="data:image/' in page  # the QR code, inline (CSP allows data: images)
+    done = client.post("/tf-validate", data={"code": totp_at(key.group(1), current_counter())})
+    assert done.status_code == 302 and "/tf-" not in done.headers["Location"]
     assert client.get("/admin/users").status_code == 200
 
 
@@ -58,7 +67,16 @@ def test_create_user_and_token(app: Flask) -> None:
     token = runner.invoke(args=["pdm", "create-token", "eng@example.org", "--days", "3"])
     assert token.exit_code == 0, token.output
     secret = token.output.strip()
-    me = app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
+    headers = {"Authorization": f"Bearer {secret}"}
+    # Quality must use two-factor sign-in: the token works once the account has enrolled.
+    assert app.test_client().get("/api/v1/me", headers=headers).status_code == 401
+    with app.app_context():
+        from pdm_records.security.mfa import enrol
+
+        user = db.session.query(User).filter_by(email="eng@example.org").one()
+        enrol(user)
+        db.session.commit()
+    me = app.test_client().get("/api/v1/me", headers=headers)
     assert me.status_code == 200 and me.get_json()["roles"] == ["engineer", "quality"]
 
 
@@ -91,10 +109,17 @@ def test_demo_twice_prints_working_logins(app: Flask) -> None:
     assert result.exit_code == 0, result.output
     logins = re.findall(r"^\s+(\w+)\s+(\S+@example\.org)\s+(\S+)$", result.output, re.M)
     assert {role for role, _, _ in logins} == {"clinician", "engineer", "quality", "admin"}
+    keys = dict(re.findall(r"^\s+(\S+@example\.org)\s+TOTP key (\S+)$", result.output, re.M))
+    uris = re.findall(r"^\s+(otpauth://totp/\S+)$", result.output, re.M)
+    assert set(keys) == {"quality@example.org", "quality.lead@example.org", "admin@example.org"}
+    assert len(uris) == 3 and all("secret=" in uri for uri in uris)
     app.config["WTF_CSRF_ENABLED"] = False
     for _role, email, password in logins:
         client = app.test_client()
         client.post("/login", data={"email": email, "password": password})
+        if email in keys:
+            assert client.get("/dashboard").status_code == 302, email  # code still missing
+            client.post("/tf-validate", data={"code": totp_at(keys[email], current_counter() + 1)})
         assert client.get("/dashboard").status_code == 200, email
     with app.app_context():
         assert db.session.query(User).count() == 5

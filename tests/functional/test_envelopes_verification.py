@@ -23,6 +23,10 @@ HOLLOW_LIMITS = {"max_diameter": 200.0, "min_wall_thickness": 1.0, "max_wall_thi
                                                    "patient_adjustable": True}}}
 
 
+def _second_code(accounts: Accounts) -> str:
+    return accounts.code(accounts.user("quality", email="quality.two@example.org"))
+
+
 def _second_quality(app: Flask, accounts: Accounts) -> str:
     account = accounts.user("quality", email="quality.two@example.org")
     with app.app_context():
@@ -46,7 +50,7 @@ def _envelope(app: Flask, accounts: Accounts, device_type_id: int,
     assert own.status_code == 403 and "author" in own.get_json()["message"]
     approved = client.post(f"/api/v1/envelopes/{version['id']}/approve",
                            headers=bearer(_second_quality(app, accounts)),
-                           json={"password": PASSWORD})
+                           json={"password": PASSWORD, "totp_code": _second_code(accounts)})
     assert approved.status_code == 200, approved.get_json()
     return approved.get_json()
 
@@ -150,7 +154,8 @@ def test_a_passing_design_goes_all_the_way_to_delivery(
         assert response.status_code == 200, (target, response.get_json())
     released = client.post(f"/api/v1/cases/{case['id']}/transitions",
                            headers=bearer(accounts.token("quality")),
-                           json={"to": "released", "password": PASSWORD})
+                           json={"to": "released", "password": PASSWORD,
+                                 "totp_code": accounts.totp("quality")})
     assert released.status_code == 200, released.get_json()
     delivered = client.post(f"/api/v1/cases/{case['id']}/transitions",
                             headers=bearer(case["engineer"]),
@@ -245,7 +250,8 @@ def test_envelope_control(app: Flask, accounts: Accounts, catalogue: dict[str, i
     with app.app_context():
         assert db.session.query(Signature).count() == signatures_before
     assert client.post(f"/api/v1/envelopes/{draft['id']}/approve", headers=bearer(other),
-                       json={"password": PASSWORD}).status_code == 200
+                       json={"password": PASSWORD,
+                             "totp_code": _second_code(accounts)}).status_code == 200
     again = client.post(f"/api/v1/envelopes/{draft['id']}/approve", headers=bearer(other),
                         json={"password": PASSWORD})
     assert again.status_code == 409

@@ -41,11 +41,19 @@ def step(app: Flask, token: str, case_id: int, **body: Any) -> Any:
 
 
 def force_status(app: Flask, case_id: int, status: CaseStatus) -> None:
-    """Put a case in a state that needs a later issue's step (design verification) to reach."""
+    """Put a case in a state that needs a later issue's step (design verification) to reach.
+    Past submission the case is assigned to the fixtures' engineer, as if they had accepted it
+    (engineers see only the queue and their own cases)."""
+    from pdm_records.models import User
+
     with app.app_context():
         case = db.session.get(Case, case_id)
         assert case is not None
         case.status = status
+        engineer = db.session.query(User).filter_by(email="test-engineer@example.org").first()
+        if status not in (CaseStatus.DRAFT, CaseStatus.SUBMITTED) and engineer is not None \
+                and case.assigned_engineer_id is None:
+            case.assigned_engineer_id = engineer.id
         db.session.commit()
 
 
@@ -124,7 +132,8 @@ def test_approval_release_and_delivery(app: Flask, accounts: Accounts,
     assert approved.get_json()["signatures"][-1]["meaning"] == "approved"
     assert step(app, submitted["engineer"], case_id, to="released",
                 password=PASSWORD).status_code == 403
-    released = step(app, submitted["quality"], case_id, to="released", password=PASSWORD)
+    released = step(app, submitted["quality"], case_id, to="released", password=PASSWORD,
+                    totp_code=accounts.totp("quality"))
     assert released.status_code == 200
     assert released.get_json()["signatures"][-1]["status"] == "valid"
     future = step(app, submitted["engineer"], case_id, to="delivered",
@@ -309,4 +318,4 @@ def test_the_user_who_verified_cannot_release(app: Flask, accounts: Accounts,
     assert response.status_code == 403
     assert "another quality user must release it" in response.get_json()["message"]
     assert step(app, submitted["quality"], submitted["id"], to="released",
-                password=PASSWORD).status_code == 200
+                password=PASSWORD, totp_code=accounts.totp("quality")).status_code == 200

@@ -38,7 +38,10 @@ def test_defaults(tmp_path: Path) -> None:
     assert config["PDM_STORAGE_PATH"] == str(tmp_path / "objects")
     assert config["PDM_MAX_UPLOAD_MB"] == 512
     assert config["MAX_CONTENT_LENGTH"] == 512 * 1024 * 1024
-    assert config["PERMANENT_SESSION_LIFETIME"] == timedelta(minutes=30)
+    assert config["PDM_SESSION_IDLE_MINUTES"] == 30  # enforced per request (test_mfa.py)
+    assert config["PERMANENT_SESSION_LIFETIME"] == timedelta(hours=12)  # absolute lifetime
+    assert config["PDM_MFA_REQUIRED_ROLES"] == "quality,admin"
+    assert (config["PDM_LOCKOUT_THRESHOLD"], config["PDM_LOCKOUT_MINUTES"]) == (10, 15)
     assert config["SESSION_COOKIE_SECURE"] is False
     assert config["SESSION_COOKIE_HTTPONLY"] is True
     assert config["SECURITY_PASSWORD_HASH"] == "argon2"
@@ -64,7 +67,7 @@ def test_environment_overrides_defaults(tmp_path: Path) -> None:
     assert config["MAX_CONTENT_LENGTH"] == 7 * 1024 * 1024
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://pdm@db/pdm"
     assert config["PDM_STORAGE_PATH"] == "/srv/pdm/objects"
-    assert config["PERMANENT_SESSION_LIFETIME"] == timedelta(minutes=5)
+    assert config["PDM_SESSION_IDLE_MINUTES"] == 5
     assert config["PDM_SITE_NAME"] == "Clinic North"
 
 
