@@ -93,6 +93,9 @@ SETTINGS: tuple[Setting, ...] = (
             "checkpoint the audit chain head into write-once storage every N events"),
     Setting("PDM_AUDIT_CHECKPOINT_SECONDS", 3600, _int,
             "… or when this many seconds have passed since the last checkpoint"),
+    Setting("PDM_SIGNING_KEY_PATH", None, _str,
+            "Ed25519 private key that signs audit packages; default: <instance>/signing_key.pem "
+            "(generated on first use, mode 0600)"),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -165,6 +168,8 @@ def _derive(config: dict[str, Any], instance_path: Path, problems: list[str]) ->
         config["PDM_DATABASE_URL"] = f"sqlite:///{instance_path / 'pdm.sqlite3'}"
     if not config.get("PDM_STORAGE_PATH"):
         config["PDM_STORAGE_PATH"] = str(instance_path / "objects")
+    if not config.get("PDM_SIGNING_KEY_PATH"):
+        config["PDM_SIGNING_KEY_PATH"] = str(instance_path / "signing_key.pem")
     config.setdefault("SQLALCHEMY_DATABASE_URI", config["PDM_DATABASE_URL"])
     config.setdefault("MAX_CONTENT_LENGTH", int(config["PDM_MAX_UPLOAD_MB"]) * 1024 * 1024)
 

@@ -45,6 +45,8 @@ class Permission(StrEnum):
     MANAGE_CATALOGUE = "catalogue:manage"
     MANAGE_USERS = "user:manage"
     VIEW_CONFIGURATION = "config:view"
+    # Audit packages of any case (docs/audit-package.md): quality answers inspectors.
+    EXPORT_PACKAGES = "package:export"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -59,6 +61,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.QUALITY: frozenset({
         Permission.VIEW_CATALOGUE, Permission.VIEW_ALL_CASES, Permission.MANAGE_ENVELOPES,
         Permission.MANAGE_CATALOGUE, Permission.VIEW_CASES, Permission.ACT_ON_CASES,
+        Permission.EXPORT_PACKAGES,
     }),
     Role.ADMIN: frozenset({
         Permission.MANAGE_USERS, Permission.VIEW_CONFIGURATION, Permission.MANAGE_CATALOGUE,

@@ -20,7 +20,7 @@ class _Api(Api):  # pragma: no cover - trivial override
 
 
 def register_api(app: Flask) -> None:
-    from . import cases, catalogue, envelopes, health, me, notifications, tokens, users
+    from . import cases, catalogue, envelopes, health, me, notifications, packages, tokens, users
 
     # Swap in the subclass without handlers (the module-level object is created unbound).
     api.__class__ = _Api
@@ -32,7 +32,8 @@ def register_api(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "pdm token"}
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
-    for module in (health, me, users, tokens, catalogue, cases, notifications, envelopes):
+    for module in (health, me, users, tokens, catalogue, cases, notifications, envelopes,
+                   packages):
         blp: Any = module.blp
         csrf.exempt(blp)  # the API authenticates by bearer token only, never by cookie
         api.register_blueprint(blp, url_prefix="/api/v1" + module.PREFIX)

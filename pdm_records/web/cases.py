@@ -17,7 +17,7 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from ..access import require_actor, requires
+from ..access import actor_permissions, require_actor, requires
 from ..api.cases import zip_limits
 from ..audited_reads import client_address, commit_read
 from ..context import get_store
@@ -130,7 +130,15 @@ def detail(case_id: int) -> str:
     from ..services.jobs import jobs_of_case
 
     jobs = jobs_of_case(db.session, case)
-    return render_template("cases/detail.html", case=case, jobs=jobs,
+    package_key = None
+    if Permission.EXPORT_PACKAGES in actor_permissions(actor):
+        from ..signing_key import SigningKeyError, load_or_create, public_info
+
+        try:
+            package_key = public_info(load_or_create(current_app.config["PDM_SIGNING_KEY_PATH"]))
+        except SigningKeyError:
+            package_key = None  # pdm doctor reports it; exporting answers 503
+    return render_template("cases/detail.html", case=case, jobs=jobs, package_key=package_key,
                            refresh=any(j.status.value in ("queued", "running") for j in jobs),
                            view=case_detail(db.session, actor, case, get_store()), errors={})
 
@@ -285,6 +293,16 @@ def download(case_id: int, attachment_id: int) -> Response:
                                                    actor=actor, remote_addr=client_address())
     commit_read(db.session)  # audited before anything is sent; 503 if it cannot be
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
+
+
+@bp.route("/<int:case_id>/package", methods=["POST"])
+@requires(Permission.EXPORT_PACKAGES)
+def export_package(case_id: int) -> Response:
+    """Download the case's signed audit package (audited as ``case.exported``)."""
+    from ..api.packages import send_package
+
+    case = svc.get_case(db.session, require_actor(), case_id)
+    return send_package([case])
 
 
 @bp.route("/<int:case_id>/transition", methods=["POST"])
