@@ -341,5 +341,8 @@ def doctor_command() -> None:
     click.secho("all checks passed", fg="green")
 
 
-from . import cli_audit, cli_supply  # noqa: E402,F401
-from . import cli_export  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    cli_audit,
+    cli_export,
+    cli_supply,
+)

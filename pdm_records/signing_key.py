@@ -55,12 +55,12 @@ def load_or_create(path: Path | str) -> Ed25519PrivateKey:
                 os.fsync(handle.fileno())
             return key
     try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
+        loaded = load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
         raise SigningKeyError(f"cannot read the signing key {path}: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise SigningKeyError(f"{path} is not an Ed25519 private key")
-    return key
+    return loaded
 
 
 def public_info(key: Ed25519PrivateKey) -> PublicKeyInfo:

@@ -106,8 +106,13 @@ def _dump(value: Any, out: list[str]) -> None:
         out.append("false")
     elif isinstance(value, int):
         if abs(value) > 2**53 - 1:
-            raise ValueError(f"{value} exceeds the safe integer range of canonical JSON")
-        out.append(str(value))
+            # Only a float can have produced it (JSON reads 6e16 written as digits back as
+            # an int): serialise it as that float, as the hash was computed.
+            if _number(float(value)) != str(value):
+                raise ValueError(f"{value} exceeds the safe integer range of canonical JSON")
+            out.append(str(value))
+        else:
+            out.append(str(value))
     elif isinstance(value, float):
         out.append(_number(value))
     elif isinstance(value, str):
@@ -235,7 +240,8 @@ def _lines(archive: zipfile.ZipFile, name: str) -> Iterator[Any]:
 
 
 def verify(path: str | IO[bytes], public_key: bytes | None = None) -> Result:
-    """Verify the package at ``path`` (a file name or a binary file object); raise :class:`Unreadable` when it cannot be read."""
+    """Verify the package at ``path`` (a file name or a binary file object); raise
+    :class:`Unreadable` when it cannot be read."""
     result = Result()
     try:
         archive = zipfile.ZipFile(path)
@@ -255,7 +261,8 @@ def verify(path: str | IO[bytes], public_key: bytes | None = None) -> Result:
         if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
             result.problems.append(
                 f"unknown package format {manifest.get('format')!r} version "
-                f"{manifest.get('format_version')!r} (this verifier reads version {FORMAT_VERSION})")
+                f"{manifest.get('format_version')!r} (this verifier reads version "
+                f"{FORMAT_VERSION})")
         _check_signature(archive, names, manifest_bytes, manifest, public_key, result)
         listed = _check_files(archive, names, manifest, result)
         _check_signatures(archive, listed, result)

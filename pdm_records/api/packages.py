@@ -60,7 +60,8 @@ def send_package(cases: list[Case]) -> Response:
                           key_fingerprint=public_info(key).fingerprint,
                           remote_addr=client_address())
     commit_read(db.session)  # audited (and checkpointed) before anything is sent
-    handle = tempfile.TemporaryFile(prefix="pdm-package-")
+    # Closed (and so removed) by the response once sent, or below on failure.
+    handle = tempfile.TemporaryFile(prefix="pdm-package-")  # noqa: SIM115
     try:
         write_package(db.session, store, plan, handle, signing_key=key,
                       site_name=current_app.config["PDM_SITE_NAME"])

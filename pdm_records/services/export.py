@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -156,7 +156,7 @@ def safe_name(name: str, limit: int = 100) -> str:
 class _Sink:
     """A file-like ZIP entry writer that hashes and counts what passes through it."""
 
-    def __init__(self, entry: BinaryIO, progress: Progress | None) -> None:
+    def __init__(self, entry: IO[bytes], progress: Progress | None) -> None:
         self.entry, self.progress = entry, progress
         self.digest, self.size = hashlib.sha256(), 0
 
@@ -180,7 +180,7 @@ class _Package:
         if path in self.paths:
             raise ValueError(f"duplicate package path {path}")
         self.paths.add(path)
-        info = zipfile.ZipInfo(path, date_time=self.stamp)  # type: ignore[arg-type]
+        info = zipfile.ZipInfo(path, date_time=self.stamp)
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
         info.external_attr = 0o644 << 16
         return info
@@ -198,14 +198,14 @@ class _Package:
                    compress: bool = False) -> None:
         info = self._info(path, compress=compress)
         with self.zip.open(info, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as entry:
-            sink = _Sink(entry, progress)  # type: ignore[arg-type]
+            sink = _Sink(entry, progress)
             store.copy_to(key, sink, version_id=version_id, sha256=sha256)  # type: ignore[arg-type]
         self.files.append({"path": path, "sha256": sink.digest.hexdigest(), "size": sink.size})
 
     def add_lines(self, path: str, lines: Iterable[bytes]) -> None:
         info = self._info(path, compress=True)
         with self.zip.open(info, "w", force_zip64=True) as entry:
-            sink = _Sink(entry, None)  # type: ignore[arg-type]
+            sink = _Sink(entry, None)
             for line in lines:
                 sink.write(line + b"\n")
         self.files.append({"path": path, "sha256": sink.digest.hexdigest(), "size": sink.size})
@@ -227,7 +227,7 @@ def write_package(
     report_cases: list[dict[str, Any]] = []
     envelope_ids: set[int] = set()
     for case in cases:
-        assert case is not None  # noqa: S101 - ids come from prepare_export in this session
+        assert case is not None
         report_cases.append(_write_case(session, store, package, case, envelope_ids, progress))
     envelopes = _write_envelopes(session, store, package, sorted(envelope_ids))
     events, stubs, case_events = _write_events(session, package, plan)
@@ -280,7 +280,8 @@ def _write_case(session: DbSession, store: ObjectStore, package: _Package, case:
         attachments = []
         for attachment in revision.live_attachments:
             stored = attachment.file
-            path = f"{base}/files/r{revision.revision}/{attachment.id}-{safe_name(stored.original_name)}"
+            path = (f"{base}/files/r{revision.revision}/"
+                    f"{attachment.id}-{safe_name(stored.original_name)}")
             package.add_stored(path, store, key=stored.key, version_id=stored.version_id,
                                sha256=stored.sha256, size=stored.size, progress=progress)
             attachments.append({
@@ -297,13 +298,13 @@ def _write_case(session: DbSession, store: ObjectStore, package: _Package, case:
             "supersedes_id": revision.supersedes_id, "attachments": attachments}
         package.add_json(f"{base}/revisions/r{revision.revision}.json", document)
         revisions.append(document)
-    iterations = []
+    iterations: list[dict[str, Any]] = []
     for iteration in case.iterations:
         stored = iteration.file
         path = f"{base}/iterations/{iteration.number}/{safe_name(stored.original_name)}"
         package.add_stored(path, store, key=stored.key, version_id=stored.version_id,
                            sha256=stored.sha256, size=stored.size, progress=progress)
-        reports = []
+        reports: list[dict[str, Any]] = []
         for row in session.scalars(sa.select(VerificationReport).where(
                 VerificationReport.iteration_id == iteration.id).order_by(VerificationReport.id)):
             envelope_ids.add(row.envelope_version_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,7 @@ def find_font() -> Path | None:
 
 def render_pdf(context: dict[str, Any]) -> bytes:
     from fpdf import FPDF
+    from fpdf.enums import WrapMode
 
     font = find_font()
     numbers = ", ".join(c["number"] for c in context["cases"])
@@ -192,13 +194,10 @@ def render_pdf(context: dict[str, Any]) -> bytes:
             labelled = [f"{h}: {c}" if h else c for h, c in zip(headings, row, strict=False)]
             text = "  |  ".join(x for x in labelled if x)
             pdf.multi_cell(0, 4, clean(text[:4000]), new_x="LMARGIN", new_y="NEXT",
-                           wrapmode="CHAR")
+                           wrapmode=WrapMode.CHAR)
             pdf.ln(0.5)
     return bytes(pdf.output())
 
 
-def _parse(text: str) -> Any:
-    from datetime import datetime
-
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=__import__("datetime").UTC)
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
