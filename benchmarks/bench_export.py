@@ -43,7 +43,7 @@ def seed(instance: Path, total_mib: int) -> str:
     app = create_app()
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
-        load_demo(db.session, password="bench passphrase 1")
+        load_demo(db.session, password="bench passphrase 1")  # noqa: S106 - throwaway bench db
         db.session.commit()
         clinician = find_user_by_email(db.session, "clinician@example.org")
         assert clinician is not None
