@@ -227,7 +227,8 @@ def write_package(
     report_cases: list[dict[str, Any]] = []
     envelope_ids: set[int] = set()
     for case in cases:
-        assert case is not None
+        if case is None:  # the plan's ids come from prepare_export in this session
+            raise NotFound("A case of the export plan no longer exists.")
         report_cases.append(_write_case(session, store, package, case, envelope_ids, progress))
     envelopes = _write_envelopes(session, store, package, sorted(envelope_ids))
     events, stubs, case_events = _write_events(session, package, plan)
