@@ -422,3 +422,34 @@ def test_export_of_an_unknown_case_fails_cleanly(app: Flask, tmp_path: Path) -> 
                                              "--output", str(out)])
     assert ran.exit_code == 2 and "No case PDM-2026-999999" in ran.output
     assert not out.exists()
+
+
+def test_progress_counts_every_byte_of_file_content(app: Flask, accounts: Accounts,
+                                                    catalogue: dict[str, int]) -> None:
+    from pdm_records.models import Case
+    from pdm_records.services.export import prepare_export, write_package
+    from pdm_records.signing_key import load_or_create, public_info
+
+    clinician = accounts.token("clinician")
+    case = create(app, clinician, {**common(catalogue, "implant"), **PATIENT_MATCHED})
+    for index in range(3):
+        assert attach(app, clinician, case["id"], binary_stl(scale=10.0 + index),
+                      f"scan-{index}.stl").status_code == 201
+    with app.app_context():
+        row = db.session.get(Case, case["id"])
+        assert row is not None
+        store = app.extensions["pdm_store_factory"]()
+        key = load_or_create(app.config["PDM_SIGNING_KEY_PATH"])
+        plan = prepare_export(db.session, store, actor=None, cases=[row],
+                              key_fingerprint=public_info(key).fingerprint)
+        db.session.commit()
+        sizes = [a.file.size for a in row.revisions[0].live_attachments]
+        assert plan.total_bytes == sum(sizes) and len(sizes) == 3
+        seen: list[int] = []
+        sink = io.BytesIO()
+        summary = write_package(db.session, store, plan, sink, signing_key=key,
+                                progress=seen.append)
+        assert sum(seen) == plan.total_bytes
+        assert summary.numbers == [row.number] and summary.events >= 5
+    pinned = public_info(key).base64.encode()
+    assert verify_package.verify(io.BytesIO(sink.getvalue()), pinned).valid
