@@ -421,7 +421,7 @@ def _write_events(session: DbSession, package: _Package,
             if row["case_id"] in ids:
                 content = content_of(row)
                 counts[0] += 1
-                mine.append(content)
+                mine.append({**content, "hash": row["hash"]})
                 yield canonical_json({**content, "hash": row["hash"]})
             else:
                 counts[1] += 1

@@ -453,3 +453,20 @@ def test_progress_counts_every_byte_of_file_content(app: Flask, accounts: Accoun
         assert summary.numbers == [row.number] and summary.events >= 5
     pinned = public_info(key).base64.encode()
     assert verify_package.verify(io.BytesIO(sink.getvalue()), pinned).valid
+
+
+def test_no_package_without_its_audit_event(app: Flask, accounts: Accounts,
+                                            catalogue: dict[str, int]) -> None:
+    from tests.functional.test_audited_reads import refusing_audit_writes
+
+    case = create(app, accounts.token("clinician"), {**common(catalogue, "implant"),
+                                                     **PATIENT_MATCHED})
+    token = accounts.token("quality")
+    with refusing_audit_writes(app):
+        response = app.test_client().post(f"/api/v1/cases/{case['id']}/package",
+                                          headers=bearer(token))
+    assert response.status_code == 503
+    assert "audit trail" in response.get_json()["message"]
+    assert not response.data.startswith(b"PK")
+    with app.app_context():
+        assert db.session.query(AuditEvent).filter_by(action="case.exported").count() == 0
