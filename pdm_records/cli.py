@@ -59,6 +59,13 @@ def init_command(admin_email: str, admin_password: str | None, admin_name: str) 
     upgrade(directory=str(_migrations_dir()))
     click.echo("database: migrated to head")
     users.ensure_roles(db.session)
+    from .signing_key import SigningKeyError, load_or_create, public_info
+
+    try:
+        key_info = public_info(load_or_create(current_app.config["PDM_SIGNING_KEY_PATH"]))
+        click.echo(f"audit package signing key: {key_info.fingerprint}")
+    except SigningKeyError as exc:
+        click.secho(f"audit package signing key: {exc}", fg="red", err=True)
     checks = {c.name: c for c in doctor._database_checks(db.session, _migrations_dir())}
     if checks.get("administrator") and checks["administrator"].ok:
         db.session.commit()
@@ -345,4 +352,11 @@ def doctor_command() -> None:
     click.secho("all checks passed", fg="green")
 
 
-from . import cli_audit, cli_integrity, cli_retention, cli_storage, cli_supply  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    cli_audit,
+    cli_export,
+    cli_integrity,
+    cli_retention,
+    cli_storage,
+    cli_supply,
+)

@@ -108,6 +108,9 @@ SETTINGS: tuple[Setting, ...] = (
             "YAML retention policy (docs/retention.md); default: built-in IMDRF 15 / 5 years"),
     Setting("PDM_S3_GOVERNANCE_BYPASS", False, _bool,
             "GOVERNANCE mode only (staging): let deletions bypass the server's retention check"),
+    Setting("PDM_SIGNING_KEY_PATH", None, _str,
+            "Ed25519 private key that signs audit packages; default: <instance>/signing_key.pem "
+            "(generated on first use, mode 0600)"),
 )
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -180,6 +183,8 @@ def _derive(config: dict[str, Any], instance_path: Path, problems: list[str]) ->
         config["PDM_DATABASE_URL"] = f"sqlite:///{instance_path / 'pdm.sqlite3'}"
     if not config.get("PDM_STORAGE_PATH"):
         config["PDM_STORAGE_PATH"] = str(instance_path / "objects")
+    if not config.get("PDM_SIGNING_KEY_PATH"):
+        config["PDM_SIGNING_KEY_PATH"] = str(instance_path / "signing_key.pem")
     config.setdefault("SQLALCHEMY_DATABASE_URI", config["PDM_DATABASE_URL"])
     config.setdefault("MAX_CONTENT_LENGTH", int(config["PDM_MAX_UPLOAD_MB"]) * 1024 * 1024)
 

@@ -50,6 +50,8 @@ class Permission(StrEnum):
     VIEW_CONFIGURATION = "config:view"
     # The storage-integrity page: quarantined orphans and damaged records (keys, no content).
     VIEW_STORAGE_INTEGRITY = "storage:view"
+    # Audit packages of any case (docs/audit-package.md): quality answers inspectors.
+    EXPORT_PACKAGES = "package:export"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -67,6 +69,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.MANAGE_RETENTION,
         Permission.VIEW_STORAGE_INTEGRITY,
         Permission.ASSIGN_CASES,
+        Permission.EXPORT_PACKAGES,
     }),
     Role.ADMIN: frozenset({
         Permission.MANAGE_USERS, Permission.VIEW_CONFIGURATION, Permission.MANAGE_CATALOGUE,

@@ -27,6 +27,7 @@ def register_api(app: Flask) -> None:
         health,
         me,
         notifications,
+        packages,
         search,
         tokens,
         users,
@@ -43,7 +44,7 @@ def register_api(app: Flask) -> None:
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
     for module in (health, me, users, tokens, catalogue, search, cases, notifications,
-                   envelopes):
+                   envelopes, packages):
         blp: Any = module.blp
         csrf.exempt(blp)  # the API authenticates by bearer token only, never by cookie
         api.register_blueprint(blp, url_prefix="/api/v1" + module.PREFIX)

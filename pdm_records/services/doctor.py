@@ -37,6 +37,7 @@ def run_checks(
     checks.append(_retention_check(config))
     checks.extend(_database_checks(session, migrations_dir))
     checks.extend(_audit_checks(session, config))
+    checks.append(_signing_key_check(config))
     try:
         store = store_factory()
         problems = store.check()
@@ -149,3 +150,22 @@ def _retention_check(config: Mapping[str, Any]) -> Check:
         return Check("retention policy", False, f"{policy.describe()} has periods in seconds",
                      "seconds are for tests only; use years or days")
     return Check("retention policy", True, policy.describe())
+
+
+def _signing_key_check(config: Mapping[str, Any]) -> Check:
+    """The installation's audit package signing key and its public key (to pin when verifying
+    packages offline; docs/audit-package.md)."""
+    from ..signing_key import SigningKeyError, key_problems, load_or_create, public_info
+
+    path = str(config["PDM_SIGNING_KEY_PATH"])
+    problems = key_problems(path)
+    if problems:
+        return Check("audit package signing key", False, "; ".join(problems),
+                     "fix the file named above or set PDM_SIGNING_KEY_PATH")
+    try:
+        info = public_info(load_or_create(path))
+    except SigningKeyError as exc:
+        return Check("audit package signing key", False, str(exc),
+                     "check PDM_SIGNING_KEY_PATH and the instance folder's permissions")
+    return Check("audit package signing key", True,
+                 f"Ed25519 public key {info.base64} ({info.fingerprint})")

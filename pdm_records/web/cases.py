@@ -133,7 +133,16 @@ def detail(case_id: int) -> str:
     jobs = jobs_of_case(db.session, case)
     engineers = (svc.engineers(db.session) if Permission.ASSIGN_CASES in actor_permissions(actor)
                  else [])
+    package_key = None
+    if Permission.EXPORT_PACKAGES in actor_permissions(actor):
+        from ..signing_key import SigningKeyError, load_or_create, public_info
+
+        try:
+            package_key = public_info(load_or_create(current_app.config["PDM_SIGNING_KEY_PATH"]))
+        except SigningKeyError:
+            package_key = None  # pdm doctor reports it; exporting answers 503
     return render_template("cases/detail.html", case=case, jobs=jobs, engineers=engineers,
+                           package_key=package_key,
                            refresh=any(j.status.value in ("queued", "running") for j in jobs),
                            view=case_detail(db.session, actor, case, get_store()), errors={})
 
@@ -294,6 +303,16 @@ def download(case_id: int, attachment_id: int) -> Response:
                target_type="attachment", target_id=attachment_id,
                size=buffer.getbuffer().nbytes)
     return send_file(buffer, mimetype=media_type, as_attachment=True, download_name=name)
+
+
+@bp.route("/<int:case_id>/package", methods=["POST"])
+@requires(Permission.EXPORT_PACKAGES)
+def export_package(case_id: int) -> Response:
+    """Download the case's signed audit package (audited as ``case.exported``)."""
+    from ..api.packages import send_package
+
+    case = svc.get_case(db.session, require_actor(), case_id)
+    return send_package([case])
 
 
 @bp.route("/<int:case_id>/transition", methods=["POST"])
