@@ -111,6 +111,8 @@ def test_the_dossier_shows_the_whole_case_and_its_opening_is_audited(
     assert events[0].actor_label.startswith("Test Quality") and events[0].after == {
         "number": number, "audit_page": 1}
     assert "<td>case.dossier_viewed</td>" in html  # the read itself is on record
+    # quality exports the audit package from here (docs/audit-package.md)
+    assert f'action="/cases/{designed["id"]}/package"' in html
     dossier(app, accounts, number.lower())
     assert len(views(app, case_id)) == 2
     # The verification result feeds the search.
