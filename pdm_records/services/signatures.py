@@ -32,9 +32,17 @@ class SignatureCheck:
     reason: str
 
 
+def _verifies(password: str, hashed: str) -> bool:
+    try:
+        password.encode("utf-8")  # a lone surrogate (JSON "\\ud800") cannot be hashed
+    except UnicodeEncodeError:
+        return False
+    return bool(verify_password(password, hashed))
+
+
 def check_password(actor: User, password: str | None) -> None:
     """Part 11 §11.200: the signer re-enters the password at the moment of signing."""
-    if not password or not actor.password or not verify_password(password, actor.password):
+    if not password or not actor.password or not _verifies(password, actor.password):
         raise ValidationError(
             "The password is not correct; nothing was signed.",
             {"password": ["Enter your current password to sign."]})
