@@ -17,7 +17,10 @@ FLASH_LABELS = {"body": "Comment", "reason": "Reason", "notes": "Notes", "note":
 
 
 def set_path(body: dict[str, Any], path: str, value: Any) -> None:
-    """``items.0.note`` → body["items"][0]["note"] = value."""
+    """``items.0.note`` → body["items"][0]["note"] = value (a key of the body as it is)."""
+    if path in body:
+        body[path] = value
+        return
     parts = path.split(".")
     node: Any = body
     for part in parts[:-1]:
