@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, request
 from flask_smorest import Api
 
-from ..errors import UnsupportedMediaType, ValidationError
+from ..errors import DomainError, UnsupportedMediaType
 from ..extensions import api, csrf
 
 
@@ -41,9 +41,6 @@ def register_api(app: Flask) -> None:
         api.register_blueprint(blp, url_prefix="/api/v1" + module.PREFIX)
 
 
-BODY_TYPES = ("application/json", "multipart/form-data")
-
-
 def check_request_body() -> None:
     """Refuse bodies the API does not read, before any view parses them: a body that is
     neither JSON nor multipart (415: it would otherwise read as an empty request, e.g. an
@@ -52,13 +49,13 @@ def check_request_body() -> None:
     if (request.method not in ("POST", "PUT", "PATCH") or not request.content_length
             or not request.path.startswith("/api/")):
         return
-    if request.mimetype not in BODY_TYPES:
+    if not request.is_json and request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType(
             "Send the body as application/json (uploads: multipart/form-data).")
     if request.is_json:
         try:
             json.loads(request.get_data(cache=True))
         except RecursionError as exc:
-            raise ValidationError("The JSON body is nested too deeply.") from exc
+            raise DomainError("The JSON body is nested too deeply.") from exc  # 400
         except ValueError:
             return  # malformed JSON: the view's parser reports it

@@ -4,10 +4,11 @@ Modules
 -------
 ``matrix.py``            the tables: ``ENTRY_POINTS`` (every form and API operation that takes
                          input) and ``FIELD_CLASSES`` with the outcome rule ``expected_outcome``.
-``test_fields_api.py``   every field × class for the JSON API (ids ``api.create_case-title-rtl_mark``).
+``test_fields_api.py``   every field × class for the JSON API
+                         (ids like ``api.create_case-anatomical_site-rtl_mark``).
 ``test_fields_web.py``   the same for the HTML forms.
-``test_requests.py``     whole-request classes (malformed/nested JSON, wrong content types, bad
-                         UTF-8, oversized bodies, missing or foreign CSRF) and duplicate submissions.
+``test_requests.py``     whole-request classes (malformed/nested JSON, wrong content types,
+                         bad UTF-8, oversized bodies, missing or foreign CSRF) and duplicates.
 ``test_uploads.py``      hostile files (``hostile_files.py``) through every upload.
 ``test_completeness.py`` fails when a state-changing route is neither in ``ENTRY_POINTS`` nor in
                          its ``EXEMPT`` table with a reason.
