@@ -92,6 +92,11 @@ def _base_config(url: str, instance: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def db_url(database_template: str, tmp_path: Path) -> str:
+    return fresh_database(database_template, tmp_path)
+
+
+def fresh_database(database_template: str, tmp_path: Path) -> str:
+    """A clean database from the migrated template: a copy (SQLite) or a truncation (PG)."""
     if ON_POSTGRES:
         engine = sa.create_engine(database_template)
         with engine.begin() as conn:
@@ -246,6 +251,11 @@ def object_count(app: Flask) -> int:
 
 @pytest.fixture
 def catalogue(app: Flask) -> dict[str, int]:
+    return load_catalogue(app)
+
+
+def load_catalogue(app: Flask) -> dict[str, int]:
+    """The demo catalogue plus a custom-made and an adaptable device type; their ids."""
     with app.app_context():
         load_demo(db.session, password="demo passphrase 1")
         from pdm_records.models import DeviceCategory

@@ -6,11 +6,13 @@ Errors are rendered by ``pdm_records.web.errors`` in the one shape
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask_smorest import Api
 
+from ..errors import DomainError, UnsupportedMediaType
 from ..extensions import api, csrf
 
 
@@ -43,8 +45,29 @@ def register_api(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "pdm token"}
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
+    app.before_request(check_request_body)
     for module in (health, me, users, tokens, catalogue, search, cases, notifications,
                    envelopes, packages):
         blp: Any = module.blp
         csrf.exempt(blp)  # the API authenticates by bearer token only, never by cookie
         api.register_blueprint(blp, url_prefix="/api/v1" + module.PREFIX)
+
+
+def check_request_body() -> None:
+    """Refuse bodies the API does not read, before any view parses them: a body that is
+    neither JSON nor multipart (415: it would otherwise read as an empty request, e.g. an
+    empty PATCH that saves nothing yet succeeds), and JSON nested so deeply that parsing it
+    would exhaust the interpreter's stack (400 rather than a 500)."""
+    if (request.method not in ("POST", "PUT", "PATCH") or not request.content_length
+            or not request.path.startswith("/api/")):
+        return
+    if not request.is_json and request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType(
+            "Send the body as application/json (uploads: multipart/form-data).")
+    if request.is_json:
+        try:
+            json.loads(request.get_data(cache=True))
+        except RecursionError as exc:
+            raise DomainError("The JSON body is nested too deeply.") from exc  # 400
+        except ValueError:
+            return  # malformed JSON: the view's parser reports it

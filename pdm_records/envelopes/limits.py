@@ -59,6 +59,15 @@ _MIN_MAX_PAIRS = (
 )
 
 
+def _shown(value: Any) -> str:
+    """A refused value as an error message shows it: numbers as they are, anything else by its
+    type only (a message never echoes text that was sent, e.g. markup)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value)
+    return {str: "text", list: "a list", dict: "an object", type(None): "null"}.get(
+        type(value), type(value).__name__)
+
+
 def _number(value: Any, name: str, *, allow_zero: bool = True) -> float:
     # bool is an int subclass; True as a limit is a typo, not a number.
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -77,7 +86,7 @@ def _count(value: Any, name: str) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise EnvelopeError(name, f"must be a whole number, got {value!r}")
+            raise EnvelopeError(name, f"must be a whole number, got {_shown(value)}")
     if value < 0:
         raise EnvelopeError(name, f"must be non-negative, got {value}")
     return int(value)
@@ -131,7 +140,7 @@ class EnvelopeLimits:
         for key in _BOOL_KEYS:
             if data.get(key) is not None:
                 if not isinstance(data[key], bool):
-                    raise EnvelopeError(key, f"must be true or false, got {data[key]!r}")
+                    raise EnvelopeError(key, f"must be true or false, got {_shown(data[key])}")
                 kw[key] = data[key]
         if data.get("max_extents") is not None:
             ext = data["max_extents"]

@@ -16,9 +16,11 @@ from ..permissions import Role
 
 # Control characters, bidirectional overrides/isolates/marks and invisible characters: they can
 # make a printed name or a reason read differently on screen and in exports than it is stored.
+# C1 controls (U+0080–U+009F, e.g. the 8-bit CSI U+009B of terminal escapes) count as control
+# characters too, and a lone surrogate (only from a JSON "\\ud800" escape) is not text at all.
 CONTROL_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u061c\u200b-\u200f\u2028\u2029"
-    "\u202a-\u202e\u2066-\u2069\ufeff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029"
+    "\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
 )
 LINE_BREAKS = re.compile("[\t\r\n]")
 
@@ -57,7 +59,7 @@ class UserCreateSchema(Schema):
                              error_messages={"required": "Enter a password."})
     roles = fields.List(
         fields.String(validate=validate.OneOf(
-            [r.value for r in Role], error="Unknown role {input}; choose from {choices}.")),
+            [r.value for r in Role], error="Unknown role; choose from {choices}.")),
         required=True, validate=validate.Length(min=1, max=4, error="Choose one or more roles."),
         error_messages={"required": "Choose one or more roles."})
     registration_number = Text(load_default=None, validate=validate.Length(max=64))

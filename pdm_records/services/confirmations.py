@@ -155,11 +155,13 @@ def confirm(
     prescribed = {c.item: c for c in prescribed_characteristics(case, revision)}
     done = confirmations_of(session, iteration)
     errors: dict[str, list[str]] = {}
-    for entry in items:
+    for index, entry in enumerate(items):
         key = entry["item"]
         if key not in prescribed:
-            errors[f"items.{key}"] = [f"{key} is not a characteristic prescribed in request "
-                                      f"revision {revision.revision}."]
+            # Keyed by position and without the sent text: an unknown item is not echoed.
+            errors[f"items.{index}.item"] = [
+                f"Not a characteristic prescribed in request revision {revision.revision}; "
+                f"choose from: {', '.join(sorted(prescribed)) or 'none'}."]
         elif key in done:
             errors[f"items.{key}"] = [f"{prescribed[key].label} was already confirmed by "
                                       f"{done[key].confirmed_by.printed_name}."]

@@ -26,7 +26,7 @@ from ..models import (
 from ..permissions import Role
 from ..retention import IMPLANTABLE_YEARS, add_years
 from ..storage import ObjectStore
-from . import DbSession
+from . import DbSession, free_text
 from .audit import record_event
 from .signatures import sign
 
@@ -120,6 +120,7 @@ def create_draft(
     session: DbSession, *, actor: User, device_type_id: int, definition: Any, notes: str = "",
 ) -> EnvelopeVersion:
     _require_quality(actor)
+    notes = free_text(notes, "notes", 5000)
     device_type = session.get(DeviceType, device_type_id) if 0 < device_type_id < 2**31 \
         else None
     if device_type is None:
@@ -132,7 +133,7 @@ def create_draft(
         EnvelopeVersion.device_type_id == device_type.id)) or 0
     version = EnvelopeVersion(device_type_id=device_type.id, version=last + 1,
                               status=EnvelopeStatus.DRAFT, definition=canonical,
-                              notes=notes.strip()[:5000], author_id=actor.id)
+                              notes=notes, author_id=actor.id)
     session.add(version)
     session.flush()
     record_event(session, actor=actor, action="envelope.drafted", target_type="envelope_version",
@@ -163,7 +164,7 @@ def update_draft(session: DbSession, *, actor: User, version: EnvelopeVersion,
     before = {"definition": version.definition, "notes": version.notes}
     version.definition = _checked(device_type, definition)
     if notes is not None:
-        version.notes = notes.strip()[:5000]
+        version.notes = free_text(notes, "notes", 5000)
     session.flush()
     record_event(session, actor=actor, action="envelope.draft_saved",
                  target_type="envelope_version", target_id=version.id,

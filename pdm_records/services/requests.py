@@ -45,12 +45,12 @@ from ..models import (
 )
 from ..models.users import roles_users
 from ..permissions import Role
-from ..schemas import flatten_messages, no_control_chars
+from ..schemas import flatten_messages
 from ..schemas.requests import SCHEMAS, CommonRequestSchema
 from ..storage import ObjectStore, StorageError
 from ..storage.uploads import SpooledUpload
 from ..workflow import ActorFacts, TransitionRefused, Who, find_transition
-from . import DbSession
+from . import DbSession, free_text
 from .audit import actor_label, record_event
 from .cases import allocate_case_number
 from .files import store_upload
@@ -149,18 +149,7 @@ def load_request(
     return _jsonable(content), device_type
 
 
-def _free_text(value: str, field: str, max_length: int) -> str:
-    """Optional multi-line text: trimmed, length-capped, no control or bidi characters."""
-    value = (value or "").strip()
-    if len(value) > max_length:
-        raise ValidationError("Please correct the marked fields.", {field: [
-            f"Use at most {max_length} characters."]})
-    try:
-        no_control_chars(value, multiline=True)
-    except SchemaError as exc:
-        raise ValidationError("Please correct the marked fields.",
-                              {field: [str(m) for m in exc.messages]}) from exc
-    return value
+_free_text = free_text
 
 
 def _int(value: Any) -> int:
@@ -506,7 +495,8 @@ def transition(
         if exc.status == 403:
             raise Forbidden(exc.message) from exc
         raise Conflict(exc.message) from exc
-    if step.reason_required and not reason.strip():
+    reason = free_text(reason, "reason", 2000)
+    if step.reason_required and not reason:
         raise ValidationError("Give a reason.", {"reason": ["A reason is required for this step."]})
     extra: dict[str, Any] = {}
     if target_status is CaseStatus.DELIVERED:

@@ -67,6 +67,14 @@ class VerifiedSigner:
     user_id: int
 
 
+def _verifies(password: str, hashed: str) -> bool:
+    try:
+        password.encode("utf-8")  # a lone surrogate (JSON "\\ud800") cannot be hashed
+    except UnicodeEncodeError:
+        return False
+    return bool(verify_password(password, hashed))
+
+
 def check_password(actor: User, password: str | None,
                    totp_code: str | None = None) -> VerifiedSigner:
     """Part 11 §11.200: the signer re-enters the password at the moment of signing, and a
@@ -80,7 +88,7 @@ def check_password(actor: User, password: str | None,
         raise ValidationError(
             "Too many failed attempts: signing is paused for your account. Try again later or "
             "ask an administrator.", {"password": ["Signing is paused after failed attempts."]})
-    if not password or not actor.password or not verify_password(password, actor.password):
+    if not password or not actor.password or not _verifies(password, actor.password):
         raise SigningAuthenticationFailed(
             "The password is not correct; nothing was signed.",
             {"password": ["Enter your current password to sign."]}, user_id=actor.id,

@@ -46,7 +46,12 @@ def clean_display_name(name: str | None, fallback: str = "upload") -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
     if name in {"", ".", ".."}:
         return fallback
-    return name[:255]
+    if len(name) > 255:
+        # Keep the extension: the file's type is judged by it (a cut name would be refused).
+        stem, dot, ext = name.rpartition(".")
+        keep = dot and 0 < len(ext) <= 16
+        name = f"{stem[:254 - len(ext)]}.{ext}" if keep else name[:255]
+    return name
 
 
 @contextlib.contextmanager

@@ -175,13 +175,23 @@ def edit(case_id: int) -> Response | str | tuple[str, int]:
     return (page, 422) if errors else page
 
 
+FIELD_LABELS = {"body": "Comment", "file": "File"}
+
+
+def _label(key: str) -> str:
+    """``items.0.note`` → "Note"; ``body`` → "Comment"."""
+    leaf = key.rsplit(".", 1)[-1]
+    return FIELD_LABELS.get(leaf, leaf.replace("_", " ").capitalize())
+
+
 def _back_to_case(case_id: int, exc: DomainError | None = None) -> Response:
     if exc is not None:
         db.session.rollback()
         note_security_error(exc)
-        details = "; ".join(m for ms in exc.field_errors.values() for m in ms)
-        flash(exc.message + (f" ({details})" if details and details != exc.message else ""),
-              "error")
+        # The flash names each field, as a form re-rendered with its errors would.
+        details = "; ".join(f"{_label(key)}: {m}" for key, ms in exc.field_errors.items()
+                            for m in ms if m != exc.message)
+        flash(exc.message + (f" ({details})" if details else ""), "error")
     return redirect(url_for("cases.detail", case_id=case_id))
 
 

@@ -30,5 +30,9 @@ def load_form(schema: Schema, form: MultiDict[str, str], lists: tuple[str, ...] 
     try:
         return schema.load(data, unknown="exclude")
     except SchemaError as exc:
-        raise ValidationError("Please correct the marked fields.",
-                              flatten_messages(exc.messages)) from exc
+        errors: dict[str, list[str]] = {}
+        for key, messages in flatten_messages(exc.messages).items():
+            # ``roles.0`` → ``roles``: the form shows a list's errors next to the list.
+            name = key.split(".", 1)[0] if key.split(".", 1)[0] in lists else key
+            errors.setdefault(name, []).extend(messages)
+        raise ValidationError("Please correct the marked fields.", errors) from exc

@@ -112,11 +112,12 @@ def test_clean_display_name_uses_given_fallback() -> None:
     assert clean_display_name("", fallback="mesh") == "mesh"
 
 
-def test_clean_display_name_truncates_to_255_characters() -> None:
+def test_clean_display_name_truncates_to_255_characters_keeping_the_extension() -> None:
     name = "a" * 296 + ".stl"
     assert len(name) == 300
 
     cleaned = clean_display_name(name)
 
     assert len(cleaned) == 255
-    assert cleaned == name[:255]
+    assert cleaned == "a" * 251 + ".stl"  # the type is judged by the extension
+    assert clean_display_name("b" * 300) == "b" * 255  # no extension: a plain cut
