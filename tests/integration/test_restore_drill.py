@@ -12,7 +12,8 @@ Needs ``PDM_TEST_S3_ENDPOINT_URL`` (as tests/integration/test_s3_store.py) and a
 server: ``PDM_TEST_DATABASE_URL`` when it is PostgreSQL, else ``PDM_TEST_POSTGRES_URL``
 (scripts/test runs it once, in its PostgreSQL pass). Without them the test is skipped, and CI
 (``PDM_FAIL_ON_SKIP=1``) fails. The drill's databases are ``<database of the URL>_drill_src``
-and ``…_drill_dst`` (or ``PDM_DRILL_SOURCE_DB`` / ``PDM_DRILL_RESTORED_DB``), dropped afterwards.
+and ``…_drill_dst`` (or ``RESTORE_DRILL_SOURCE_DB`` / ``RESTORE_DRILL_RESTORED_DB``), dropped
+afterwards.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ def test_restore_drill_passes_on_the_real_stack() -> None:
         pytest.skip("PDM_TEST_S3_ENDPOINT_URL is not set: start the Object Lock test server "
                     '(`eval "$(scripts/s3-test-server start)"`) and export it')
     server, database = _postgres()
-    env = {"PDM_DRILL_SOURCE_DB": f"{database}_drill_src",
-           "PDM_DRILL_RESTORED_DB": f"{database}_drill_dst", **os.environ,
-           "PDM_S3_ENDPOINT_URL": endpoint, "PDM_DRILL_POSTGRES": server,
-           "PDM_DRILL_REPLACE_DB": "1", "PDM_DRILL_PYTHON": sys.executable}
-    for name in ("PDM_DATABASE_URL", "PDM_S3_BUCKET", "PDM_DRILL_BUCKET", "PDM_DRILL_KEEP"):
+    env = {"RESTORE_DRILL_SOURCE_DB": f"{database}_drill_src",
+           "RESTORE_DRILL_RESTORED_DB": f"{database}_drill_dst", **os.environ,
+           "PDM_S3_ENDPOINT_URL": endpoint, "RESTORE_DRILL_POSTGRES": server,
+           "RESTORE_DRILL_REPLACE_DB": "1", "RESTORE_DRILL_PYTHON": sys.executable}
+    for name in ("PDM_DATABASE_URL", "PDM_S3_BUCKET", "RESTORE_DRILL_BUCKET", "RESTORE_DRILL_KEEP"):
         env.pop(name, None)
     result = subprocess.run(
         [str(ROOT / "scripts" / "restore-drill")], cwd=ROOT, env=env, capture_output=True,
