@@ -29,7 +29,7 @@ import pytest
 
 pytestmark = pytest.mark.s3
 ROOT = Path(__file__).resolve().parent.parent.parent
-DRILL_TIMEOUT_S = 1800  # a hang bound, not a speed test (about 3 min alone, 11 min on a busy box)
+DRILL_TIMEOUT_S = 1800  # a hang bound, not a speed test (2-3 min alone, 11 min on a busy box)
 
 
 def _postgres() -> tuple[str, str]:
