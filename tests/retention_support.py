@@ -51,7 +51,8 @@ def seconds_policy(directory: Path, seconds: int) -> str:
 
 def signed_case(app: Flask, accounts: Accounts, catalogue: dict[str, int],
                 files: int = 2) -> dict[str, Any]:
-    """A submitted (signed) implant case with ``files`` attachments; tokens per role."""
+    """A submitted (signed) implant case with ``files`` attachments; tokens per role, and the
+    ``accounts`` that hold them (for the authenticator codes of enrolled signers)."""
     clinician = accounts.token("clinician")
     case = create(app, clinician, {**common(catalogue, "implant"), **PATIENT_MATCHED})
     for n in range(files):
@@ -61,7 +62,7 @@ def signed_case(app: Flask, accounts: Accounts, catalogue: dict[str, int],
                                       json={"password": PASSWORD}, headers=bearer(clinician))
     assert response.status_code == 200, response.get_json()
     return {"id": case["id"], "clinician": clinician, "engineer": accounts.token("engineer"),
-            "quality": accounts.token("quality")}
+            "quality": accounts.token("quality"), "accounts": accounts}
 
 
 def step(app: Flask, token: str, case_id: int, **body: Any) -> Any:
@@ -70,15 +71,20 @@ def step(app: Flask, token: str, case_id: int, **body: Any) -> Any:
 
 
 def release(app: Flask, case: dict[str, Any]) -> None:
-    """Approve (clinician signature) and release (quality signature) a signed case."""
+    """Approve (clinician signature) and release (quality signature, with the authenticator code
+    of the enrolled quality user) a signed case. The fixtures' engineer becomes the assigned
+    engineer, as if they had accepted the case (engineers see only their own cases)."""
+    accounts: Accounts = case["accounts"]
     with app.app_context():
         row = db.session.get(Case, case["id"])
         assert row is not None
         row.status = CaseStatus.AWAITING_APPROVAL  # design verification is tested elsewhere
+        row.assigned_engineer_id = accounts.user("engineer").id
         db.session.commit()
     assert step(app, case["clinician"], case["id"], to="approved",
                 password=PASSWORD).status_code == 200
-    response = step(app, case["quality"], case["id"], to="released", password=PASSWORD)
+    response = step(app, case["quality"], case["id"], to="released", password=PASSWORD,
+                    totp_code=accounts.totp("quality"))
     assert response.status_code == 200, response.get_json()
 
 

@@ -112,7 +112,8 @@ def approve_envelope(app: Flask, accounts: Accounts, device_type_id: int,
         _, token = create_token(db.session, actor=None, user=user, name="t", expiry_days=1)
         db.session.commit()
     approved = client.post(f"/api/v1/envelopes/{draft.get_json()['id']}/approve",
-                           headers=bearer(token), json={"password": PASSWORD})
+                           headers=bearer(token),
+                           json={"password": PASSWORD, "totp_code": accounts.code(approver)})
     assert approved.status_code == 200, approved.get_json()
 
 

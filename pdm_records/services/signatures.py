@@ -42,6 +42,7 @@ SIGNING_ROLES: dict[SignatureMeaning, frozenset[str]] = {
     SignatureMeaning.REVIEWED: frozenset({"quality"}),
     SignatureMeaning.RELEASED: frozenset({"quality"}),
     SignatureMeaning.LEGAL_HOLD: frozenset({"quality"}),
+    SignatureMeaning.HOLD_RELEASED: frozenset({"quality"}),
     SignatureMeaning.DISPOSAL: frozenset({"quality"}),
     SignatureMeaning.ENVELOPE_APPROVAL: frozenset({"quality"}),
 }

@@ -41,19 +41,33 @@ EXPECTED = {
 }
 
 
-def login_as(client: FlaskClient, email: str) -> None:
+SECOND_QUALITY = "quality.two@example.org"
+
+
+def login_as(client: FlaskClient, accounts: Accounts, email: str) -> None:
+    """Sign in through the real forms: password, then the authenticator code (quality users
+    are enrolled in two-factor sign-in)."""
+    account = accounts.user("quality", email=email)
     response = client.post("/login", data={"email": email, "password": PASSWORD,
                                            "csrf_token": csrf_token(client, "/login")})
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    assert "/tf-validate" in response.headers["Location"]
+    response = client.post("/tf-validate", data={
+        "code": accounts.code(account), "csrf_token": csrf_token(client, "/tf-validate")})
+    assert response.status_code == 302 and "/tf-" not in response.headers["Location"]
 
 
 def two_quality_users(app: Flask, accounts: Accounts) -> tuple[FlaskClient, FlaskClient]:
     """The author (quality) and a second quality user, each signed in."""
     author, other = app.test_client(), app.test_client()
     accounts.login(author, "quality")
-    second = accounts.user("quality", email="quality.two@example.org")
-    login_as(other, second.email)
+    login_as(other, accounts, SECOND_QUALITY)
     return author, other
+
+
+def second_code(accounts: Accounts) -> str:
+    """The next authenticator code of the second quality user (the approver)."""
+    return accounts.code(accounts.user("quality", email=SECOND_QUALITY))
 
 
 def new_draft(client: FlaskClient, device_type_id: int, source: str = "empty") -> int:
@@ -70,10 +84,14 @@ def save(client: FlaskClient, version_id: int, form: dict[str, str]) -> Any:
     return client.post(url, data={"csrf_token": csrf_token(client, "/envelopes/"), **form})
 
 
-def approve(client: FlaskClient, version_id: int, password: str = PASSWORD) -> Any:
-    return client.post(f"/envelopes/versions/{version_id}/approve", data={
-        "csrf_token": csrf_token(client, "/envelopes/"), "password": password},
-        follow_redirects=True)
+def approve(client: FlaskClient, version_id: int, code: str | None,
+            password: str = PASSWORD) -> Any:
+    """Approve through the form: password and (when given) the authenticator code."""
+    data = {"csrf_token": csrf_token(client, "/envelopes/"), "password": password}
+    if code is not None:
+        data["totp_code"] = code
+    return client.post(f"/envelopes/versions/{version_id}/approve", data=data,
+                       follow_redirects=True)
 
 
 def definition_of(app: Flask, version_id: int) -> tuple[EnvelopeStatus, dict[str, Any]]:
@@ -106,16 +124,20 @@ def test_quality_defines_and_another_quality_user_approves_with_a_signature(
     foreign = save(other, version_id, {**VALID_FORM, "max_diameter": "999"})
     assert foreign.status_code == 403 and "Only the author" in foreign.get_data(as_text=True)
     # The author cannot approve their own envelope.
-    own = approve(author, version_id)
+    own = approve(author, version_id, None)  # refused before any credential is checked
     assert own.status_code == 403
     assert "The author of an envelope cannot approve it" in own.get_data(as_text=True)
-    wrong = approve(other, version_id, password="not my password")
+    wrong = approve(other, version_id, None, password="not my password")
     assert "The password is not correct; nothing was signed." in wrong.get_data(as_text=True)
+    no_code = approve(other, version_id, None)
+    assert "The authenticator code is not correct; nothing was signed." in no_code.get_data(
+        as_text=True)
     assert definition_of(app, version_id)[0] is EnvelopeStatus.DRAFT
 
     page = other.get(f"/envelopes/versions/{version_id}").get_data(as_text=True)
     assert "Approve this envelope" in page and "envelope approval" in page
-    approved = approve(other, version_id)
+    assert 'name="totp_code"' in page  # the approver is enrolled: the form asks for a code
+    approved = approve(other, version_id, second_code(accounts))
     assert approved.status_code == 200
     text = approved.get_data(as_text=True)
     assert "Approved and read-only." in text and 'id="read-only-notice"' in text
@@ -133,13 +155,14 @@ def test_quality_defines_and_another_quality_user_approves_with_a_signature(
     assert again.status_code == 409 and "cannot be edited" in again.get_data(as_text=True)
     assert author.get(f"/envelopes/versions/{version_id}/edit").status_code == 409
     assert definition_of(app, version_id) == (EnvelopeStatus.APPROVED, EXPECTED)
-    assert approve(other, version_id).status_code == 409
+    assert approve(other, version_id, None).status_code == 409
 
     # A new version copied from the approved one supersedes it once approved.
     second_id = new_draft(author, catalogue["implant"], source="approved")
     assert definition_of(app, second_id) == (EnvelopeStatus.DRAFT, EXPECTED)
     assert save(author, second_id, {**VALID_FORM, "max_diameter": "150"}).status_code == 302
-    assert "Approved and read-only." in approve(other, second_id).get_data(as_text=True)
+    assert "Approved and read-only." in approve(other, second_id, second_code(accounts)).get_data(
+        as_text=True)
     old = author.get(f"/envelopes/versions/{version_id}").get_data(as_text=True)
     assert "Superseded and read-only." in old
     assert f'href="/envelopes/versions/{second_id}">v2</a>' in old
@@ -192,7 +215,7 @@ def test_downloads_are_the_cli_export(app: Flask, accounts: Accounts,
     author, other = two_quality_users(app, accounts)
     version_id = new_draft(author, catalogue["implant"])
     save(author, version_id, VALID_FORM)
-    approve(other, version_id)
+    approve(other, version_id, second_code(accounts))
     engineer = app.test_client()
     accounts.login(engineer, "engineer")  # engineers read envelopes
     for fmt in ("yaml", "json"):
@@ -256,8 +279,9 @@ def test_import_a_file_as_a_draft(app: Flask, accounts: Accounts,
     assert "Imported v1.yaml as draft version 2." in author.get(
         f"/envelopes/versions/{new_id}").get_data(as_text=True)
     # An older draft cannot be approved over a newer approved version.
-    assert "Approved and read-only." in approve(other, new_id).get_data(as_text=True)
-    stale = approve(other, version_id)
+    assert "Approved and read-only." in approve(other, new_id, second_code(accounts)).get_data(
+        as_text=True)
+    stale = approve(other, version_id, None)
     assert stale.status_code == 409 and "older content" in stale.get_data(as_text=True)
 
 

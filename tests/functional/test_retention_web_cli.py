@@ -60,6 +60,7 @@ def test_case_page_shows_retention_and_quality_places_and_releases_a_hold(
     assert "Retention class" in page and "implantable" in page
     assert "IMDRF N58: 15 years after signed" in page and "(sets the deadline)" in page
     assert "local: 2 of 2 objects checked" in page and "Place a legal hold" in page
+    assert 'name="totp_code"' in page  # the quality user is enrolled: signing asks for a code
     url = f"/retention/cases/{case['id']}/holds"
     token = csrf_token(quality, f"/cases/{case['id']}")
     wrong = quality.post(url, data={"reason": "litigation", "password": "nope",
@@ -68,6 +69,7 @@ def test_case_page_shows_retention_and_quality_places_and_releases_a_hold(
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(LegalHold)) == 0
     placed = quality.post(url, data={"reason": "litigation 17", "password": PASSWORD,
+                                     "totp_code": accounts.totp("quality"),
                                      "csrf_token": token}, follow_redirects=True)
     assert placed.status_code == 200
     text = placed.get_data(as_text=True)
@@ -85,11 +87,13 @@ def test_case_page_shows_retention_and_quality_places_and_releases_a_hold(
     accounts.login(clinician, "clinician")
     clinician_page = clinician.get(f"/cases/{case['id']}").get_data(as_text=True)
     assert "Retention class" in clinician_page and "Place a legal hold" not in clinician_page
+    assert 'name="totp_code"' not in clinician_page  # not enrolled, and no signing form here
     assert clinician.post(url, data={"reason": "x", "password": PASSWORD,
                                      "csrf_token": csrf_token(clinician, "/cases/")}
                           ).status_code == 403
     released = quality.post(f"/retention/cases/{case['id']}/holds/{hold.id}/release",
                             data={"reason": "settled", "password": PASSWORD,
+                                  "totp_code": accounts.totp("quality"),
                                   "csrf_token": token}, follow_redirects=True)
     assert released.status_code == 200 and "released" in released.get_data(as_text=True)
     with app.app_context():
@@ -132,7 +136,8 @@ def test_disposal_through_the_web_only_after_expiry(
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Tombstone)) == 0
     done = quality.post(f"/retention/cases/{case['id']}/dispose",
                         data={"reason": "retention ended, reviewed", "password": PASSWORD,
-                              "csrf_token": token}, follow_redirects=True)
+                              "totp_code": accounts.totp("quality"), "csrf_token": token},
+                        follow_redirects=True)
     assert done.status_code == 200
     page = done.get_data(as_text=True)
     assert "was disposed" in page and "tombstones/" in page
@@ -173,8 +178,12 @@ def test_cli_report_and_dispose(app: Flask, accounts: Accounts,
     wrong = runner.invoke(args=["pdm", "dispose", "--case", number, "--signer", quality,
                                 "--password", "wrong", "--reason", "ended"])
     assert wrong.exit_code == 2 and "password is not correct" in wrong.output
+    no_code = runner.invoke(args=["pdm", "dispose", "--case", number, "--signer", quality,
+                                  "--password", PASSWORD, "--reason", "ended"])
+    assert no_code.exit_code == 2 and "authenticator code is not correct" in no_code.output
     done = runner.invoke(args=["pdm", "dispose", "--case", number, "--signer", quality,
-                               "--password", PASSWORD, "--reason", "ended"])
+                               "--password", PASSWORD, "--reason", "ended",
+                               "--totp-code", accounts.totp("quality")])
     assert done.exit_code == 0, done.output
     assert f"{number} disposed" in done.output
     with app.app_context():

@@ -155,7 +155,7 @@ def test_legal_hold_blocks_delete_at_the_server_then_disposal_after_release(
     with app.app_context():
         hold = svc.place_hold(db.session, store, actor=_user(quality),
                               case=_case(case_ref["id"]), reason="litigation",
-                              password=PASSWORD)
+                              password=PASSWORD, totp_code=accounts.totp("quality"))
         db.session.commit()
         hold_id = hold.id
         objects = [(o.key, o.version_id) for o in svc.case_objects(db.session,
@@ -182,17 +182,18 @@ def test_legal_hold_blocks_delete_at_the_server_then_disposal_after_release(
     assert _server_delete(client, bucket, key, version_id) == "AccessDenied"
     with app.app_context():
         svc.release_hold(db.session, store, actor=_user(quality), case=_case(case_ref["id"]),
-                         hold_id=hold_id, reason="settled", password=PASSWORD)
+                         hold_id=hold_id, reason="settled", password=PASSWORD,
+                         totp_code=accounts.totp("quality"))
         db.session.commit()
-        _dispose(app, store, case_ref["id"], quality)
+        _dispose(app, store, case_ref["id"], quality, accounts.totp("quality"))
         for key, version_id in objects:
             with pytest.raises(ObjectNotFound):
                 store.head(key, version_id=version_id)
 
 
-def _dispose(app: Flask, store: ObjectStore, case_id: int, email: str) -> None:
+def _dispose(app: Flask, store: ObjectStore, case_id: int, email: str, totp_code: str) -> None:
     tomb = svc.start_disposal(db.session, store, actor=_user(email), case=_case(case_id),
-                              reason="retention ended", password=PASSWORD)
+                              reason="retention ended", password=PASSWORD, totp_code=totp_code)
     db.session.commit()
     for _ in svc.run_disposal(db.session, store, actor=_user(email), tombstone=tomb):
         db.session.commit()
@@ -218,7 +219,7 @@ def test_disposal_only_after_expiry_refused_by_the_application_and_the_server(
     assert _server_delete(client, bucket, key, version_id) == "AccessDenied"
     _poll(_expired(app, case_ref["id"]), "eligibility for disposal")
     with app.app_context():
-        _dispose(app, store, case_ref["id"], quality)
+        _dispose(app, store, case_ref["id"], quality, accounts.totp("quality"))
         tomb = db.session.scalar(sa.select(Tombstone).where(
             Tombstone.case_id == case_ref["id"]))
         assert tomb is not None and tomb.state is TombstoneState.COMPLETE

@@ -150,7 +150,8 @@ def test_legal_hold_is_signed_applied_to_every_object_and_blocks_disposal(
         assert "password" in bad_password.value.field_errors
         db.session.rollback()
         hold = svc.place_hold(db.session, store, actor=_user(quality), case=case,
-                              reason="litigation 2026-17", password=PASSWORD)
+                              reason="litigation 2026-17", password=PASSWORD,
+                              totp_code=accounts.totp("quality"))
         db.session.commit()
         hold_id = hold.id
         assert hold.placed_signature_id is not None
@@ -173,16 +174,19 @@ def test_legal_hold_is_signed_applied_to_every_object_and_blocks_disposal(
         assert case.id not in {c.id for c in db.session.scalars(svc.eligible_query(later))}
         # A second hold keeps the objects held when the first is released.
         second = svc.place_hold(db.session, store, actor=_user(quality), case=case,
-                                reason="regulator inquiry", password=PASSWORD)
+                                reason="regulator inquiry", password=PASSWORD,
+                                totp_code=accounts.totp("quality"))
         svc.release_hold(db.session, store, actor=_user(quality), case=case, hold_id=hold_id,
-                         reason="settled", password=PASSWORD)
+                         reason="settled", password=PASSWORD,
+                         totp_code=accounts.totp("quality"))
         db.session.commit()
         assert all(store.head(o.key, version_id=o.version_id).legal_hold for o in _objects(case))
         with pytest.raises(Conflict, match="released"):
             svc.release_hold(db.session, store, actor=_user(quality), case=case,
                              hold_id=hold_id, reason="again", password=PASSWORD)
         svc.release_hold(db.session, store, actor=_user(quality), case=case, hold_id=second.id,
-                         reason="closed", password=PASSWORD)
+                         reason="closed", password=PASSWORD,
+                         totp_code=accounts.totp("quality"))
         db.session.commit()
         for obj in _objects(case):
             assert store.head(obj.key, version_id=obj.version_id).legal_hold is False
@@ -219,11 +223,12 @@ def test_disposal_before_expiry_is_refused_and_changes_nothing(
     assert table_counts(app) == before
 
 
-def _dispose(app: Flask, store: ObjectStore, case_id: int, email: str, now: datetime) -> int:
+def _dispose(app: Flask, store: ObjectStore, case_id: int, email: str, now: datetime,
+             totp_code: str) -> int:
     with app.app_context():
         tomb = svc.start_disposal(db.session, store, actor=_user(email), case=_case(case_id),
                                   reason="retention ended; reviewed", password=PASSWORD,
-                                  now=now)
+                                  now=now, totp_code=totp_code)
         db.session.commit()
         tomb_id = tomb.id
         for _ in svc.run_disposal(db.session, store, actor=_user(email), tombstone=tomb,
@@ -245,7 +250,7 @@ def test_disposal_deletes_by_version_and_keeps_a_signed_tombstone(
         objects = [(o.kind, o.key, o.version_id, o.sha256, o.size) for o in _objects(case)]
         events_before = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
         assert case.id in {c.id for c in db.session.scalars(svc.eligible_query(after))}
-    tomb_id = _dispose(app, store, case_ref["id"], quality, after)
+    tomb_id = _dispose(app, store, case_ref["id"], quality, after, accounts.totp("quality"))
     with app.app_context():
         tomb = db.session.get(Tombstone, tomb_id)
         assert tomb is not None and tomb.state is TombstoneState.COMPLETE
@@ -316,7 +321,7 @@ def test_an_interrupted_disposal_is_recorded_and_a_rerun_completes_it(
         assert case.retain_until is not None
         after = case.retain_until + timedelta(seconds=1)
     with pytest.raises(ServiceUnavailable, match=r"stopped at .*1 of 3 objects deleted"):
-        _dispose(app, failing, case_ref["id"], quality, after)
+        _dispose(app, failing, case_ref["id"], quality, after, accounts.totp("quality"))
     with app.app_context():
         db.session.rollback()
         tomb = db.session.scalar(sa.select(Tombstone))
@@ -328,7 +333,7 @@ def test_an_interrupted_disposal_is_recorded_and_a_rerun_completes_it(
         # Simulate a lost commit: the second object is deleted in the store but not marked.
         second = tomb.items[1]
         store.delete(second.key, version_id=second.version_id, now=after)
-    tomb_id = _dispose(app, store, case_ref["id"], quality, after)
+    tomb_id = _dispose(app, store, case_ref["id"], quality, after, accounts.totp("quality"))
     with app.app_context():
         tomb = db.session.get(Tombstone, tomb_id)
         assert tomb is not None and tomb.state is TombstoneState.COMPLETE
@@ -357,7 +362,9 @@ def test_the_envelope_and_report_a_case_used_are_kept_as_long_as_the_case(
     case["quality"] = accounts.token("quality")
     for target, who in (("verified", "engineer"), ("awaiting_approval", "engineer"),
                         ("approved", "clinician"), ("released", "quality")):
-        assert step(app, case[who], case["id"], to=target, password=PASSWORD).status_code == 200
+        totp = {"totp_code": accounts.totp("quality")} if who == "quality" else {}
+        assert step(app, case[who], case["id"], to=target, password=PASSWORD,
+                    **totp).status_code == 200
     assert step(app, case["engineer"], case["id"], to="delivered",
                 delivered_on=date.today().isoformat()).status_code == 200
     store = _store(app)
