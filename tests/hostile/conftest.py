@@ -73,6 +73,20 @@ class World:
             db.session.commit()
         return secret
 
+    def fresh_code(self, email: str) -> str:
+        """A TOTP code the product has not accepted yet for ``email`` (replay protection refuses
+        a used step): the current step, or the one after the last step it accepted."""
+        from pdm_records.extensions import db
+        from pdm_records.models import User
+        from tests.totp import current_counter, totp_at
+
+        account = self.accounts.user(QUAL, email=email)
+        assert account.totp_key, f"{email} is not enrolled"
+        with self.app.app_context():
+            user = db.session.scalars(sa.select(User).where(User.email == email)).one()
+            step = max(current_counter(), (user.tf_totp_last_counter or 0) + 1)
+        return totp_at(account.totp_key, step)
+
     # -- clients --------------------------------------------------------------------------
     def api(self, role: str) -> dict[str, str]:
         return bearer(self.tokens[role])

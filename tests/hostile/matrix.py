@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.conftest import PASSWORD
-from tests.hostile.conftest import ADMIN, CLIN, ENG, QUAL, QUAL2, World
+from tests.hostile.conftest import ADMIN, CLIN, ENG, QUAL, QUAL2, SECOND_QUALITY, World
 from tests.meshes import binary_stl
 
 # -- fields -------------------------------------------------------------------------------------
@@ -151,7 +151,8 @@ def _update_envelope(world: World) -> Target:
 
 def _approve_envelope(world: World) -> Target:
     version_id = world.draft_envelope()
-    return Target(f"/api/v1/envelopes/{version_id}/approve", {"password": PASSWORD},
+    return Target(f"/api/v1/envelopes/{version_id}/approve",
+                  {"password": PASSWORD, "totp_code": world.fresh_code(SECOND_QUALITY)},
                   {"version_id": version_id})
 
 

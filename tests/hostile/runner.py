@@ -9,7 +9,15 @@ from typing import Any
 from markupsafe import escape
 
 from tests.hostile.conftest import World, assert_no_internals
-from tests.hostile.matrix import REFUSE, EntryPoint, Field, FieldClass, Target, expected_outcome
+from tests.hostile.matrix import (
+    REFUSE,
+    SIGN,
+    EntryPoint,
+    Field,
+    FieldClass,
+    Target,
+    expected_outcome,
+)
 
 # Human labels the redirecting forms use in their flash message (the field's name otherwise).
 FLASH_LABELS = {"body": "Comment", "reason": "Reason", "notes": "Notes", "note": "Note",
@@ -95,7 +103,17 @@ def run_field_case(world: World, entry: EntryPoint, name: str, cls: FieldClass) 
         else:
             assert 400 <= response.status_code < 500, (response.status_code, text[:500])
             assert names_field(response, key), (key, text[:800])
-        assert world.counts() == before, "a refused request changed rows or objects"
+        after = world.counts()
+        if spec.kind == SIGN:
+            # A refused signature is itself on record: one ``auth.failed`` audit event (21 CFR
+            # Part 11 §11.10(e); it counts towards the lock-out). Nothing else may change.
+            tables, objects = after
+            grown = {t: n - before[0].get(t, 0) for t, n in tables.items()
+                     if n != before[0].get(t, 0)}
+            assert set(grown) <= {"audit_event"} and grown.get("audit_event", 1) == 1, grown
+            assert objects == before[1], "a refused signature stored an object"
+        else:
+            assert after == before, "a refused request changed rows or objects"
         # An API refusal names the field and the rule, never the payload itself.
         if (entry.body == "json" or response.is_json) and isinstance(value, str) \
                 and len(value) >= 8:
