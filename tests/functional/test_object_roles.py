@@ -59,6 +59,7 @@ ROUTES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("cases.assign", "POST", "/cases/{case}/assignee", {"data": {"engineer_id": "0"}}),
     ("cases.confirm", "POST", "/cases/{case}/iterations/1/confirmations",
      {"data": {"met:wall_thickness": "yes"}}),
+    ("cases.export_package", "POST", "/cases/{case}/package", {}),
     ("api_cases.get_case", "GET", "/api/v1/cases/{case}", {}),
     ("api_cases.update_request", "PATCH", "/api/v1/cases/{case}/request", {"json": {}}),
     ("api_cases.add_attachment", "POST", "/api/v1/cases/{case}/attachments", {"data": {}}),
