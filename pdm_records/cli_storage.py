@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -116,6 +117,18 @@ def _report(command: str, store: ObjectStore, findings: list[rec.Finding],
                 fg=colour)
 
 
+def _check_indexed(store: ObjectStore, expected: list[rec.Expected], label: str, workers: int,
+                   now: datetime) -> list[rec.Finding]:
+    """Observe every indexed object (in parallel) and compare it with its row, with progress."""
+    findings: list[rec.Finding] = []
+    with _progress(expected, label) as bar:
+        for item, observed in rec.observe_all(store, expected, workers=workers):
+            findings.extend(rec.compare_object(item, observed, lock_mode=store.lock_mode,
+                                               now=now))
+            bar.update(1)
+    return findings
+
+
 @pdm.command("reconcile")
 @click.option("--repair", is_flag=True,
               help="Extend under-locked objects, quarantine orphans, mark rows whose object is "
@@ -134,12 +147,7 @@ def reconcile_command(repair: bool, as_json: bool, workers: int) -> None:
     with _guarded(as_json):
         store = _store()
         expected = rec.expected_objects(db.session, store.name)
-        findings: list[rec.Finding] = []
-        with _progress(expected, "checking indexed objects") as bar:
-            for item, observed in rec.observe_all(store, expected, workers=workers):
-                findings.extend(rec.compare_object(item, observed,
-                                                   lock_mode=store.lock_mode, now=now))
-                bar.update(1)
+        findings = _check_indexed(store, expected, "checking indexed objects", workers, now)
         store_keys = list(store.iter_keys())
         new_keys, known_orphans = rec.split_orphans(
             store_keys, {e.key for e in expected}, rec.quarantined_keys(db.session, store.name))
@@ -180,12 +188,7 @@ def verify_storage_command(as_json: bool, workers: int) -> None:
     with _guarded(as_json):
         store = _store()
         expected = rec.expected_objects(db.session, store.name)
-        findings: list[rec.Finding] = []
-        with _progress(expected, "verifying stored objects") as bar:
-            for item, observed in rec.observe_all(store, expected, workers=workers):
-                findings.extend(rec.compare_object(item, observed,
-                                                   lock_mode=store.lock_mode, now=now))
-                bar.update(1)
+        findings = _check_indexed(store, expected, "verifying stored objects", workers, now)
         db.session.rollback()
         # Known damage is still damage: verify-storage fails while any record is not intact.
         for finding in findings:

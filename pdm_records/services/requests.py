@@ -149,9 +149,6 @@ def load_request(
     return _jsonable(content), device_type
 
 
-_free_text = free_text
-
-
 def _int(value: Any) -> int:
     try:
         return int(value)
@@ -282,7 +279,7 @@ def add_attachment(
             "Choose one of: " + ", ".join(k.value for k in AttachmentKind) + "."]}) from exc
     if units not in {"mm", "cm", "m", "in"}:
         raise ValidationError("Choose the units.", {"units": ["Choose one of: mm, cm, m, in."]})
-    description = _free_text(description, "description", 500)
+    description = free_text(description, "description", 500)
     revision = _editable_revision(session, actor, case)
 
     def validate(upload: SpooledUpload) -> str:
@@ -742,7 +739,7 @@ def add_design_iteration(
                        "are uploaded to accepted cases and cases in design.")
     if units not in {"mm", "cm", "m", "in"}:
         raise ValidationError("Choose the units.", {"units": ["Choose one of: mm, cm, m, in."]})
-    notes = _free_text(notes, "notes", 5000)
+    notes = free_text(notes, "notes", 5000)
     signed = [r for r in case.revisions if r.status is RevisionStatus.SIGNED]
     if not signed:
         raise Conflict("The case has no signed request to design from.")

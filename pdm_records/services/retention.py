@@ -59,7 +59,7 @@ from ..retention import DEFAULT_POLICY, CaseFacts, Decision, Policy
 from ..retention import compute as compute_decision
 from ..storage import ObjectNotFound, ObjectStore, RetentionViolation, StorageError
 from ..storage import StorageUnavailable as StoreDown
-from . import DbSession
+from . import DbSession, free_text
 from .audit import actor_label, record_event
 from .signatures import check_password, sign, signed_document
 
@@ -287,9 +287,7 @@ def _require_quality(actor: User, what: str) -> None:
 
 
 def _reason(reason: str, field: str = "reason") -> str:
-    from .requests import _free_text
-
-    text = _free_text(reason, field, 2000)
+    text = free_text(reason, field, 2000)
     if not text:
         from ..errors import ValidationError
 
