@@ -20,8 +20,12 @@ from ..models import User
 from ..services.signatures import SigningAuthenticationFailed
 from .lockout import failed_sign_in
 
-SIGNING_ENDPOINTS = frozenset({"cases.transition", "api_cases.submit", "api_cases.transition",
-                               "api_envelopes.approve_envelope"})
+# Every route that checks a signing password (services.signatures.check_password); the
+# functional test tests/functional/test_signing_failures.py holds a request for each.
+SIGNING_ENDPOINTS = frozenset({
+    "cases.transition", "api_cases.submit", "api_cases.transition", "envelopes.approve",
+    "api_envelopes.approve_envelope", "retention.place_hold", "retention.release_hold",
+    "retention.dispose"})
 NAMESPACE = "pdm-signing-failures"
 
 

@@ -175,7 +175,7 @@ def edit(case_id: int) -> Response | str | tuple[str, int]:
     return (page, 422) if errors else page
 
 
-FIELD_LABELS = {"body": "Comment", "file": "File"}
+FIELD_LABELS = {"body": "Comment", "file": "File", "totp_code": "Authenticator code"}
 
 
 def _label(key: str) -> str:
@@ -184,7 +184,9 @@ def _label(key: str) -> str:
     return FIELD_LABELS.get(leaf, leaf.replace("_", " ").capitalize())
 
 
-def _back_to_case(case_id: int, exc: DomainError | None = None) -> Response:
+def back_to_case(case_id: int, exc: DomainError | None = None) -> Response:
+    """Back to the case page; a refusal is rolled back, recorded when it is a failed signing
+    authentication, and flashed with each field named (the retention forms use it too)."""
     if exc is not None:
         db.session.rollback()
         note_security_error(exc)
@@ -212,9 +214,9 @@ def upload(case_id: int) -> Response:
             description=request.form.get("description", ""))
         db.session.commit()
     except ValidationError as exc:
-        return _back_to_case(case_id, exc)
+        return back_to_case(case_id, exc)
     flash(f"{attachment.file.original_name} attached.", "success")
-    return _back_to_case(case_id)
+    return back_to_case(case_id)
 
 
 @bp.route("/<int:case_id>/iterations", methods=["POST"])
@@ -235,9 +237,9 @@ def upload_iteration(case_id: int) -> Response:
     except DomainError as exc:
         if exc.status in (403, 404, 409):
             raise
-        return _back_to_case(case_id, exc)
+        return back_to_case(case_id, exc)
     flash(f"Design iteration #{iteration.number} uploaded.", "success")
-    return _back_to_case(case_id)
+    return back_to_case(case_id)
 
 
 @bp.route("/<int:case_id>/iterations/<int:number>/verify", methods=["POST"])
@@ -251,7 +253,7 @@ def verify(case_id: int, number: int) -> Response:
     db.session.commit()
     flash(f"Verification of design iteration #{number} is queued; this page refreshes until "
           "it is done.", "success")
-    return _back_to_case(case_id)
+    return back_to_case(case_id)
 
 
 @bp.route("/<int:case_id>/iterations/<int:number>/confirmations", methods=["POST"])
@@ -282,7 +284,7 @@ def confirm(case_id: int, number: int) -> Response:
     except DomainError as exc:
         if exc.status in (403, 404, 409):
             raise
-        return _back_to_case(case_id, exc)
+        return back_to_case(case_id, exc)
     flash(f"{len(rows)} characteristic{'s' if len(rows) != 1 else ''} confirmed for design "
           f"iteration #{number}.", "success")
     return redirect(url_for("cases.detail", case_id=case_id) + "#confirmations")
@@ -296,7 +298,7 @@ def remove_attachment(case_id: int, attachment_id: int) -> Response:
     svc.remove_attachment(db.session, actor=actor, case=case, attachment_id=attachment_id)
     db.session.commit()
     flash("The file was removed from the draft.", "success")
-    return _back_to_case(case_id)
+    return back_to_case(case_id)
 
 
 @bp.route("/<int:case_id>/attachments/<int:attachment_id>")
@@ -349,9 +351,9 @@ def transition(case_id: int) -> Response:
     except DomainError as exc:
         if exc.status in (403, 404, 409):
             raise  # rendered as the error page with the reason (409 names what is allowed)
-        return _back_to_case(case_id, exc)
+        return back_to_case(case_id, exc)
     flash(f"{case.number} is now {case.status.value.replace('_', ' ')}.", "success")
-    return _back_to_case(case_id)
+    return back_to_case(case_id)
 
 
 @bp.route("/<int:case_id>/assignee", methods=["POST"])
@@ -364,9 +366,9 @@ def assign(case_id: int) -> Response:
                             engineer_id=request.form.get("engineer_id", type=int) or 0)
         db.session.commit()
     except ValidationError as exc:
-        return _back_to_case(case_id, exc)
+        return back_to_case(case_id, exc)
     flash(f"{case.number} is assigned to another engineer.", "success")
-    return _back_to_case(case_id)
+    return back_to_case(case_id)
 
 
 @bp.route("/<int:case_id>/comments", methods=["POST"])
@@ -382,7 +384,7 @@ def comment(case_id: int) -> Response:
         svc.add_comment(db.session, actor=actor, case=case, body=data["body"])
         db.session.commit()
     except ValidationError as exc:
-        return _back_to_case(case_id, exc)
+        return back_to_case(case_id, exc)
     return redirect(url_for("cases.detail", case_id=case_id) + "#comments")
 
 

@@ -33,6 +33,7 @@ from ..extensions import db
 from ..models import DeviceType, EnvelopeStatus, Signature, User
 from ..permissions import Permission, Role
 from ..services import envelopes as svc
+from .errors import note_security_error
 
 bp = Blueprint("envelopes", __name__)
 MAX_IMPORT_BYTES = 256 * 1024
@@ -279,6 +280,7 @@ def approve(version_id: int) -> BaseResponse:
         if exc.status != 422:
             raise  # 403 (the author), 409 (not a draft) render as the error page
         db.session.rollback()
+        note_security_error(exc)  # a wrong password or code is a failed signing: recorded
         flash(exc.message, "error")
         return redirect(url_for("envelopes.view", version_id=version_id))
     flash(f"Envelope version {version.version} approved and signed; it is now read-only and "

@@ -8,7 +8,7 @@ why), so an interruption keeps what was done and a second run completes it.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, render_template, request
 from werkzeug.wrappers import Response
 
 from ..access import require_actor, requires
@@ -20,6 +20,7 @@ from ..models import Case, LegalHold
 from ..permissions import Permission
 from ..services import requests as cases_svc
 from ..services import retention as svc
+from .cases import back_to_case
 
 bp = Blueprint("retention", __name__)
 MAX_WITHIN_DAYS = 36_500
@@ -57,12 +58,8 @@ def disposal() -> str:
 
 
 def _back(case_id: int, exc: DomainError | None = None) -> Response:
-    if exc is not None:
-        db.session.rollback()
-        details = "; ".join(m for ms in exc.field_errors.values() for m in ms)
-        flash(exc.message + (f" ({details})" if details and details != exc.message else ""),
-              "error")
-    return redirect(url_for("cases.detail", case_id=case_id))
+    # A wrong password or code is recorded as a failed signing (lock-out, rate limit, audit).
+    return back_to_case(case_id, exc)
 
 
 @bp.route("/cases/<int:case_id>/dispose", methods=["POST"])

@@ -33,6 +33,7 @@ from tests.conftest import (
 )
 from tests.meshes import binary_stl
 from tests.requests_support import ADAPTABLE, CUSTOM_MADE, PATIENT_MATCHED, bearer, common
+from tests.retention_support import seconds_policy
 
 CLIN, ENG, QUAL, ADMIN = "clinician", "engineer", "quality", "admin"
 QUAL2 = "quality-2"  # a second quality user: envelopes are approved by another than the author
@@ -45,7 +46,18 @@ HOSTILE_CONFIG: dict[str, Any] = {
     "PDM_ZIP_MAX_DECOMPRESSED_MB": 4,
     "PDM_ZIP_MAX_RATIO": 50,
     "PDM_PAGE_SIZE": 1000,  # every account on the first page of the accounts list
+    # Signing forms (legal holds, disposal) are sent many times a minute here. Each accepted
+    # authenticator code uses up its 30-second step (replay protection), so codes are accepted
+    # up to an hour ahead, and the per-account signing rate limit is lifted; the window, the
+    # replay rule and the rate limit themselves are tested in tests/functional/test_mfa.py and
+    # test_signing_failures.py.
+    "SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY": 3600,
+    "PDM_SIGNING_RATE_LIMIT": "10000 per minute",
 }
+# Records may be disposed of one second after signing (a policy file written per world), so
+# the disposal form can be sent with every hostile reason and succeed where it should.
+DISPOSABLE_AFTER_S = 1
+ELIGIBLE_WITHIN_S = 30.0
 ENVELOPE = {"max_faces": 100000, "min_faces": 4}
 
 
@@ -73,14 +85,17 @@ class World:
             db.session.commit()
         return secret
 
-    def fresh_code(self, email: str) -> str:
-        """A TOTP code the product has not accepted yet for ``email`` (replay protection refuses
-        a used step): the current step, or the one after the last step it accepted."""
+    def fresh_code(self, who: str) -> str:
+        """A TOTP code the product has not accepted yet for ``who`` (an e-mail, or a role's
+        account; replay protection refuses a used step): the current step, or the one after the
+        last step it accepted."""
         from pdm_records.extensions import db
         from pdm_records.models import User
         from tests.totp import current_counter, totp_at
 
-        account = self.accounts.user(QUAL, email=email)
+        account = (self.accounts.user(QUAL, email=who) if "@" in who
+                   else self.accounts.user(who))
+        email = account.email
         assert account.totp_key, f"{email} is not enrolled"
         with self.app.app_context():
             user = db.session.scalars(sa.select(User).where(User.email == email)).one()
@@ -148,6 +163,39 @@ class World:
             "device_type_id": self.catalogue["guide"], "definition": ENVELOPE})
         return int(body["id"])
 
+    def held_case(self) -> tuple[int, int]:
+        """A signed case under one legal hold (placed by quality through the form): ids."""
+        from pdm_records.models import LegalHold
+
+        case_id = self.submitted_case()
+        response = self.web(QUAL).post(f"/retention/cases/{case_id}/holds", data={
+            "reason": "court order 2026/117", "password": PASSWORD,
+            "totp_code": self.fresh_code(QUAL), "csrf_token": self.csrf(QUAL)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        with self.app.app_context():
+            hold_id = db.session.scalars(sa.select(LegalHold.id).where(
+                LegalHold.case_id == case_id)).one()
+        return case_id, hold_id
+
+    def disposable_case(self) -> int:
+        """A signed case (no files) whose retention period has passed."""
+        import time
+        from datetime import UTC, datetime
+
+        from pdm_records.models import Case
+        from pdm_records.services import retention
+
+        case_id = self.submitted_case()
+        start = time.monotonic()
+        while True:
+            with self.app.app_context():
+                case = db.session.get(Case, case_id)
+                refusal = retention.disposal_refusal(db.session, case, datetime.now(UTC))
+            if refusal is None:
+                return case_id
+            assert time.monotonic() - start < ELIGIBLE_WITHIN_S, refusal
+            time.sleep(0.2)
+
     def case_view(self, case_id: int, role: str = CLIN) -> dict[str, Any]:
         return dict(self.call("GET", f"/api/v1/cases/{case_id}", role))
 
@@ -165,6 +213,7 @@ def world(database_template: str, tmp_path_factory: pytest.TempPathFactory) -> I
         patch.setenv("PDM_INSTANCE_PATH", str(tmp / "instance"))
         config = _base_config(url, tmp)
         config.update(HOSTILE_CONFIG)
+        config["PDM_RETENTION_POLICY"] = seconds_policy(tmp, DISPOSABLE_AFTER_S)
         app = create_app(config)
         with app.app_context():
             limiter.reset()

@@ -244,6 +244,29 @@ def _web_user(world: World) -> Target:
     return target
 
 
+def _signed_form(world: World, url: str, ref: dict[str, Any]) -> Target:
+    """A quality signature form: reason, password and a not-yet-used authenticator code (made
+    when the request is sent, so that a second identical submission carries a valid code)."""
+    return Target(url, {"reason": "court order 2026/117", "password": PASSWORD,
+                        "totp_code": lambda: world.fresh_code(QUAL)}, ref)
+
+
+def _web_place_hold(world: World) -> Target:
+    case_id = world.submitted_case()
+    return _signed_form(world, f"/retention/cases/{case_id}/holds", {"case_id": case_id})
+
+
+def _web_release_hold(world: World) -> Target:
+    case_id, hold_id = world.held_case()
+    return _signed_form(world, f"/retention/cases/{case_id}/holds/{hold_id}/release",
+                        {"case_id": case_id, "hold_id": hold_id})
+
+
+def _web_dispose(world: World) -> Target:
+    case_id = world.disposable_case()
+    return _signed_form(world, f"/retention/cases/{case_id}/dispose", {"case_id": case_id})
+
+
 # -- where the stored value is read back ------------------------------------------------------
 def _case_id(target: Target, response: Any) -> int:
     if "case_id" in target.ref:
@@ -310,6 +333,27 @@ def _envelope_value(world: World, target: Target, response: Any, name: str) -> A
             response.headers["Location"].rstrip("/").rsplit("/", 1)[-1])
     items = world.call("GET", "/api/v1/envelopes", QUAL)["items"]
     return next(v for v in items if v["id"] == version_id)[name]
+
+
+def _hold_value(world: World, target: Target, response: Any, name: str) -> Any:
+    from pdm_records.extensions import db
+    from pdm_records.models import LegalHold
+
+    if "hold_id" not in target.ref:
+        return _newest(world, LegalHold, "reason")
+    with world.app.app_context():
+        hold = db.session.get(LegalHold, target.ref["hold_id"])
+        return hold.release_reason if hold is not None else None
+
+
+def _tombstone_value(world: World, target: Target, response: Any, name: str) -> Any:
+    from pdm_records.models import Tombstone
+
+    return _newest(world, Tombstone, "reason")
+
+
+def _quality_case_page(world: World, target: Target, response: Any) -> tuple[str, str]:
+    return QUAL, f"/cases/{target.ref['case_id']}"
 
 
 def _case_page(world: World, target: Target, response: Any) -> tuple[str, str]:
@@ -416,6 +460,16 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
     EntryPoint("web.envelope_import", "envelopes.import_draft", "POST", QUAL, "multipart",
                _web_envelope_import, {"notes": Field(TEXT, 5000)}, 302, _envelope_value,
                _envelope_page),
+    # Retention (signed by quality: reason, password and authenticator code).
+    EntryPoint("web.place_hold", "retention.place_hold", "POST", QUAL, "form", _web_place_hold,
+               {"reason": Field(TEXT, 2000), "password": Field(SIGN)}, 302, _hold_value,
+               _quality_case_page, refused_redirects=True),
+    EntryPoint("web.release_hold", "retention.release_hold", "POST", QUAL, "form",
+               _web_release_hold, {"reason": Field(TEXT, 2000), "password": Field(SIGN)}, 302,
+               _hold_value, _quality_case_page, refused_redirects=True),
+    EntryPoint("web.dispose", "retention.dispose", "POST", QUAL, "form", _web_dispose,
+               {"reason": Field(TEXT, 2000), "password": Field(SIGN)}, 302, _tombstone_value,
+               _quality_case_page, refused_redirects=True),
 )
 ENTRY_BY_ID = {e.id: e for e in ENTRY_POINTS}
 

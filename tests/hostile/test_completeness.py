@@ -44,11 +44,6 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("security.two_factor_setup", "POST"): "one choice of method (test_mfa)",
     ("security.two_factor_setup_validate", "POST"): "a code only (test_mfa)",
     ("security.two_factor_token_validation", "POST"): "a code only (test_mfa)",
-    # OWED: these take a free-text reason and need matrix rows (issue #7 stays open until then);
-    # their validation is tested in tests/functional/test_retention_web_cli.py.
-    ("retention.dispose", "POST"): "OWED a matrix row: free-text reason",
-    ("retention.place_hold", "POST"): "OWED a matrix row: free-text reason",
-    ("retention.release_hold", "POST"): "OWED a matrix row: free-text reason",
 }
 
 

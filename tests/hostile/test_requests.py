@@ -141,6 +141,8 @@ DUPLICATES: dict[str, tuple[int, str]] = {
     "api.transition": (409, "cancelled"),
     "api.approve_envelope": (409, "approved"),
     "api.confirm_characteristics": (422, "already confirmed"),
+    "web.release_hold": (409, "was released"),
+    "web.dispose": (409, "was disposed"),
 }
 
 
@@ -163,13 +165,15 @@ def test_duplicate_submission_is_refused(world: World, entry_id: str) -> None:
         assert rows_of(world.app, CharacteristicConfirmation, case_id=target.ref["case_id"]) == 1
 
 
-ALLOWED_TWICE = ("api.create_case", "api.comment", "api.create_token", "web.comment")
+ALLOWED_TWICE = ("api.create_case", "api.comment", "api.create_token", "web.comment",
+                 "web.place_hold")
 
 
 @pytest.mark.parametrize("entry_id", ALLOWED_TWICE, ids=[f"{e}-duplicate" for e in ALLOWED_TWICE])
 def test_duplicate_submission_where_no_rule_forbids_it(world: World, entry_id: str) -> None:
-    """No rule forbids two drafts for one patient, two comments or two tokens of one name:
-    the second is a distinct record (its own id/number), not an overwrite of the first."""
+    """No rule forbids two drafts for one patient, two comments, two tokens of one name or two
+    legal holds on one case (two proceedings may each need one): the second is a distinct
+    record (its own id/number), not an overwrite of the first."""
     before = world.counts()
     _target, second, after_first = _twice(world, entry_id)
     assert second.status_code == ENTRY_BY_ID[entry_id].ok
@@ -177,5 +181,6 @@ def test_duplicate_submission_where_no_rule_forbids_it(world: World, entry_id: s
     again = {t: n - after_first[0][t] for t, n in world.counts()[0].items()
              if n != after_first[0][t]}
     main_table = {"api.create_case": "case", "api.comment": "comment",
-                  "web.comment": "comment", "api.create_token": "api_token"}[entry_id]
+                  "web.comment": "comment", "api.create_token": "api_token",
+                  "web.place_hold": "legal_hold"}[entry_id]
     assert grown[main_table] == again[main_table] == 1
