@@ -20,8 +20,9 @@ from ..models import User
 from ..services.signatures import SigningAuthenticationFailed
 from .lockout import failed_sign_in
 
+# Where a password and code are re-entered: failures there are throttled per account.
 SIGNING_ENDPOINTS = frozenset({"cases.transition", "api_cases.submit", "api_cases.transition",
-                               "api_envelopes.approve_envelope"})
+                               "api_envelopes.approve_envelope", "admin.reset_mfa"})
 NAMESPACE = "pdm-signing-failures"
 
 
