@@ -45,6 +45,9 @@ HOSTILE_CONFIG: dict[str, Any] = {
     "PDM_ZIP_MAX_DECOMPRESSED_MB": 4,
     "PDM_ZIP_MAX_RATIO": 50,
     "PDM_PAGE_SIZE": 1000,  # every account on the first page of the accounts list
+    # One administrator re-authenticates for many accepted cases a minute (web.reset_mfa), and
+    # a code is accepted once only (replay protection): later time steps must be in the window.
+    "SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY": 900,
 }
 ENVELOPE = {"max_faces": 100000, "min_faces": 4}
 
