@@ -79,11 +79,12 @@ def unlock(user_id: int) -> Response:
     return redirect(url_for("admin.users"))
 
 
-# How the refusal of a reset names each field in its flash message.
-RESET_FIELD_LABELS = {"reason": "Reason", "password": "Your password",
-                      "totp_code": "Your authenticator code", "user": "Account"}
+# How the refusal of a reset names each field in its flash message (labels, no secrets).
+RESET_FIELD_LABELS = {"reason": "Reason", "user": "Account",
+                      "password": "Your password",  # nosec B105
+                      "totp_code": "Your authenticator code"}
 REAUTHENTICATION_HINTS = {
-    "password": "enter your own current password.",
+    "password": "enter your own current password.",  # nosec B105
     "totp_code": "enter the current 6-digit code from your own authenticator app."}
 
 

@@ -156,13 +156,24 @@ def test_an_administrator_resets_a_lost_second_factor_and_the_user_enrols_again(
 
 
 def test_an_administrator_cannot_reset_their_own_second_factor(
-        app: Flask, accounts: Accounts) -> None:
+        app: Flask, accounts: Accounts, tmp_path: Path) -> None:
+    from pdm_records.security.events import configure_security_log
+
     admin = accounts.user("admin")
     browser = app.test_client()
     accounts.login(browser, "admin")
     before = _user(app, admin.id)
-    response = _reset(browser, accounts, admin, admin.id)
+    log_file = tmp_path / "security.log"
+    configure_security_log(str(log_file))
+    try:
+        response = _reset(browser, accounts, admin, admin.id)
+    finally:
+        configure_security_log("off")
     assert response.status_code == 302
+    [logged] = [e for e in map(json.loads, log_file.read_text().splitlines())
+                if e["event"] == "mfa.reset"]
+    assert logged["outcome"] == "failure" and logged["by"] == admin.id
+    assert "your own" in logged["refused"]
     [message] = _flashes(browser, "error")
     assert "cannot reset your own second factor" in message and "Account:" in message
     assert "Another administrator must" in message
