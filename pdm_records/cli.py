@@ -30,12 +30,12 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _domain_error(exc: DomainError) -> None:
+def _domain_error(exc: DomainError, code: int = 2) -> None:
     db.session.rollback()
     lines = [exc.message]
     for field, messages in exc.field_errors.items():
         lines.extend(f"  {field}: {m}" for m in messages)
-    _fail("\n".join(lines))
+    _fail("\n".join(lines), code)
 
 
 def _migrations_dir() -> Path:
@@ -145,6 +145,44 @@ def create_token_command(user_email: str, name: str, days: int | None) -> None:
         return
     db.session.commit()
     click.echo(secret)
+
+
+@pdm.command("reset-mfa")
+@click.argument("email")
+@click.option("--reason", required=True,
+              help="Why (e.g. 'phone lost, ticket 1234'); kept in the audit trail.")
+def reset_mfa_command(email: str, reason: str) -> None:
+    """Reset the lost second factor of EMAIL: they set up a new authenticator at next sign-in.
+
+    For the server operator, when no other administrator can do it in the browser (for example
+    the only administrator lost their phone). Removes the authenticator key and recovery codes
+    and ends the account's sessions; audited as ``mfa.reset`` by ``system``. Exit 1 when there
+    is no such account or it has no second factor.
+    """
+    from .security.events import security_event
+    from .security.mfa import mfa_required
+    from .services import auth, users
+
+    user = users.find_user_by_email(db.session, email)
+    if user is None:
+        _fail(f"no account {email!r}; nothing was changed", code=1)
+        return
+    try:
+        done = auth.reset_second_factor(db.session, actor=None, user=user, reason=reason)
+    except DomainError as exc:
+        _domain_error(exc, code=1)
+        return
+    db.session.commit()
+    security_event("mfa.reset", user_id=done.user_id, email=done.email, by="cli")
+    click.echo(f"two-factor sign-in of {done.email} reset: {done.method} key and "
+               f"{done.recovery_codes_removed} recovery code(s) removed, sessions ended "
+               "(audit event mfa.reset)")
+    if mfa_required(user):
+        click.echo("their role requires two-factor sign-in: they set up a new authenticator "
+                   "app right after their password at the next sign-in")
+    else:
+        click.echo("their roles do not require two-factor sign-in: they sign in with the "
+                   "password and may enrol again under their name → Two-factor sign-in")
 
 
 @pdm.command("demo")

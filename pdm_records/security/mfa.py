@@ -21,15 +21,12 @@ from passlib.totp import TotpMatch
 
 from ..config import mfa_required_roles
 from ..models import User
+from ..services.auth import is_enrolled as is_enrolled  # one definition, re-exported here
 
 
 def mfa_required(user: User) -> bool:
     """True when a role of ``user`` must use two-factor sign-in."""
     return bool(mfa_required_roles(current_app.config) & set(user.role_names))
-
-
-def is_enrolled(user: User) -> bool:
-    return bool(user.tf_totp_secret and user.tf_primary_method)
 
 
 class PdmTotp(Totp):

@@ -20,12 +20,13 @@ from ..models import User
 from ..services.signatures import SigningAuthenticationFailed
 from .lockout import failed_sign_in
 
-# Every route that checks a signing password (services.signatures.check_password); the
+# Every route that checks a signing password (services.signatures.check_password: signing,
+# and an administrator re-authenticating for a second-factor reset); the
 # functional test tests/functional/test_signing_failures.py holds a request for each.
 SIGNING_ENDPOINTS = frozenset({
     "cases.transition", "api_cases.submit", "api_cases.transition", "envelopes.approve",
     "api_envelopes.approve_envelope", "retention.place_hold", "retention.release_hold",
-    "retention.dispose"})
+    "retention.dispose", "admin.reset_mfa"})
 NAMESPACE = "pdm-signing-failures"
 
 

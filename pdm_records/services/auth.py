@@ -1,20 +1,26 @@
-"""Authentication failures, lock-out and unlock (DOMAIN.md §8; IMDRF N60: authentication
-hardening; NIST SP 800-63B §5.2.2: limit failed authentication attempts).
+"""Authentication failures, lock-out, unlock and the reset of a lost second factor (DOMAIN.md
+§8; IMDRF N60: authentication hardening; NIST SP 800-63B §5.2.2: limit failed authentication
+attempts, §6.1.2.3: replacement of a lost authenticator).
 
 A failure is a wrong password or second factor at sign-in, or at the moment of signing. Every
 failure is audited; ``threshold`` consecutive failures lock the account for ``minutes``; a
-success (a completed sign-in or signature) resets the count. An administrator can unlock.
+success (a completed sign-in or signature) resets the count. An administrator can unlock, and can
+reset another user's second factor when the authenticator is lost (the operator can too, with
+``pdm reset-mfa``).
 
 Contracts as for every service: the caller passes the session and commits.
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..clock import utcnow
+from ..errors import ValidationError
 from ..models import User
-from . import DbSession
+from . import DbSession, free_text
 from .audit import record_event
 
 
@@ -67,3 +73,90 @@ def unlock(session: DbSession, *, actor: User, user: User) -> None:
     record_event(session, actor=actor, action="auth.unlocked", target_type="user",
                  target_id=user.id, before=before,
                  after={"locked_until": None, "failed_auth_count": 0})
+
+
+def is_enrolled(user: User) -> bool:
+    """True when ``user`` has a second factor (an authenticator key) to sign in with."""
+    return bool(user.tf_totp_secret and user.tf_primary_method)
+
+
+@dataclass(frozen=True)
+class SecondFactorReset:
+    """What :func:`reset_second_factor` removed (never the secret itself)."""
+
+    user_id: int
+    email: str
+    method: str
+    recovery_codes_removed: int
+
+
+def check_second_factor_reset(*, actor: User | None, user: User, reason: str | None) -> str:
+    """The rules of a reset that need no credential; return the cleaned reason.
+
+    Refused (422 naming the field): ``user`` has no second factor (``user``); an administrator
+    resets their own (``user``: another administrator must, so that a stolen administrator
+    session cannot strip the administrator's second factor); no reason, or one that breaks the
+    free-text rules (``reason``, at most 2000 characters).
+    """
+    if actor is not None and actor.id == user.id:
+        raise ValidationError(
+            "You cannot reset your own second factor; nothing was changed.",
+            {"user": ["Another administrator must reset it (or the operator, with "
+                      "pdm reset-mfa)."]})
+    if not is_enrolled(user):
+        raise ValidationError(
+            f"{user.email} has no second factor to reset; nothing was changed.",
+            {"user": ["This account has not enrolled an authenticator app."]})
+    text = free_text(reason, "reason", 2000)
+    if not text:
+        raise ValidationError("Give a reason; nothing was changed.", {"reason": [
+            "Say why the second factor is reset (for example: phone lost, ticket number)."]})
+    return text
+
+
+def reset_second_factor(
+    session: DbSession, *, actor: User | None, user: User, reason: str | None,
+    password: str | None = None, totp_code: str | None = None,
+) -> SecondFactorReset:
+    """Remove ``user``'s lost second factor, so that they enrol a new authenticator at their
+    next sign-in (at once when a role of theirs makes two-factor sign-in mandatory).
+
+    ``actor`` is the administrator, who re-authenticates with their own ``password`` and, when
+    they have enrolled, a current ``totp_code``, exactly as for signing
+    (:func:`~pdm_records.services.signatures.check_password`: a wrong one raises
+    :class:`~pdm_records.services.signatures.SigningAuthenticationFailed`, which the caller
+    records after its rollback). ``actor`` None is the server operator (``pdm reset-mfa``): the
+    command line is the recovery path when no other administrator can sign in.
+
+    Removes the authenticator key and method, the recovery codes and the replay counter, and
+    rotates ``fs_uniquifier``: every session and remember cookie of ``user`` ends at once
+    (Flask-Security loads the user by it). API tokens are kept: they are a separate credential
+    that a lost phone does not expose, and a mandatory-role user's tokens stop working anyway
+    until they have enrolled again. The rules checked first are those of
+    :func:`check_second_factor_reset`, before any credential. Audited as ``mfa.reset`` (enrolled
+    yes → no, the number of recovery codes removed, the reason; no secret). Flushes, never
+    commits.
+    """
+    from .signatures import check_password
+
+    text = check_second_factor_reset(actor=actor, user=user, reason=reason)
+    if actor is not None:
+        check_password(actor, password, totp_code)  # raises on a wrong password or code
+        record_success(session, actor)
+    removed = SecondFactorReset(user_id=user.id, email=user.email,
+                                method=str(user.tf_primary_method),
+                                recovery_codes_removed=len(user.mf_recovery_codes or []))
+    user.tf_primary_method = None
+    user.tf_totp_secret = None
+    user.tf_phone_number = None
+    user.mf_recovery_codes = None
+    user.tf_totp_last_counter = None
+    user.fs_uniquifier = uuid.uuid4().hex  # as Flask-Security's datastore.set_uniquifier
+    session.flush()
+    record_event(session, actor=actor, action="mfa.reset", target_type="user",
+                 target_id=user.id,
+                 before={"email": user.email, "enrolled": True, "method": removed.method,
+                         "recovery_codes": removed.recovery_codes_removed},
+                 after={"email": user.email, "enrolled": False, "method": None,
+                        "recovery_codes": 0, "sessions_ended": True, "reason": text})
+    return removed

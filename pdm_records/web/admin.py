@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -74,6 +76,57 @@ def unlock(user_id: int) -> Response:
     db.session.commit()
     security_event("account.unlocked", user_id=user.id, email=user.email, by=actor.id)
     flash(f"Account {user.email} unlocked.", "success")
+    return redirect(url_for("admin.users"))
+
+
+# How the refusal of a reset names each field in its flash message (labels, no secrets).
+RESET_FIELD_LABELS = {"reason": "Reason", "user": "Account",
+                      "password": "Your password",  # nosec B105
+                      "totp_code": "Your authenticator code"}
+REAUTHENTICATION_HINTS = {
+    "password": "enter your own current password.",  # nosec B105
+    "totp_code": "enter the current 6-digit code from your own authenticator app."}
+
+
+@bp.route("/users/<int:user_id>/reset-mfa", methods=["POST"])
+@requires(Permission.MANAGE_USERS)
+def reset_mfa(user_id: int) -> Response:
+    """Reset another user's lost second factor; the administrator re-authenticates (password
+    and authenticator code, as for signing). docs/security/authentication.md, *Lost
+    authenticator*."""
+    from ..security.events import security_event
+    from ..services.auth import reset_second_factor
+    from ..services.signatures import SigningAuthenticationFailed
+    from .errors import note_security_error
+
+    actor = require_actor()
+    user = user_service.get_user(db.session, user_id)
+    email = user.email
+    try:
+        done = reset_second_factor(
+            db.session, actor=actor, user=user, reason=request.form.get("reason"),
+            password=request.form.get("password") or None,
+            totp_code=request.form.get("totp_code") or None)
+        db.session.commit()
+    except ValidationError as exc:
+        db.session.rollback()
+        note_security_error(exc)  # a wrong password or code: auth.failed, lock-out count
+        security_event("mfa.reset", outcome="failure", level=logging.WARNING, user_id=user_id,
+                       email=email, by=actor.id, refused=exc.message)
+        message, errors = exc.message, exc.field_errors
+        if isinstance(exc, SigningAuthenticationFailed):  # the wording of signing, adapted
+            field = "password" if exc.kind == "password" else "totp_code"
+            message = (f"{RESET_FIELD_LABELS[field]} is not correct; the second factor of "
+                       f"{email} was not reset.")
+            errors = {field: [REAUTHENTICATION_HINTS[field]]}
+        details = "; ".join(f"{RESET_FIELD_LABELS.get(key, key)}: {m}"
+                            for key, ms in errors.items() for m in ms)
+        flash(message + (f" ({details})" if details else ""), "error")
+        return redirect(url_for("admin.users"))
+    security_event("mfa.reset", user_id=done.user_id, email=done.email, by=actor.id)
+    flash(f"Two-factor sign-in of {done.email} reset: authenticator and "
+          f"{done.recovery_codes_removed} recovery code(s) removed, their sessions ended. "
+          "They set up a new authenticator app at their next sign-in.", "success")
     return redirect(url_for("admin.users"))
 
 

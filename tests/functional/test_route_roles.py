@@ -56,6 +56,7 @@ ROUTE_ROLE_TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("admin.new_user", "POST"): frozenset({ADMIN}),
     ("admin.set_active", "POST"): frozenset({ADMIN}),
     ("admin.unlock", "POST"): frozenset({ADMIN}),
+    ("admin.reset_mfa", "POST"): frozenset({ADMIN}),
     ("admin.configuration", "GET"): frozenset({ADMIN}),
     ("admin.sites", "GET"): frozenset({QUAL, ADMIN}),
     ("admin.sites", "POST"): frozenset({QUAL, ADMIN}),

@@ -193,6 +193,14 @@ def _dispose(app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> Attem
                    accounts.user("quality").id, True, client)
 
 
+def _reset_second_factor(app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> Attempt:
+    # An administrator re-authenticates (password and code) to reset a lost second factor.
+    lost = accounts.user("engineer", email="lost-phone@example.org", enrol=True)
+    client = _browser(app, accounts, "admin")
+    return Attempt(_form(client, f"/admin/users/{lost.id}/reset-mfa", "/admin/users"),
+                   accounts.user("admin").id, True, client)
+
+
 SIGNING_ROUTES: dict[str, Callable[[Flask, Accounts, dict[str, int]], Attempt]] = {
     "cases.transition": _web_transition,
     "api_cases.submit": _api_submit,
@@ -202,6 +210,7 @@ SIGNING_ROUTES: dict[str, Callable[[Flask, Accounts, dict[str, int]], Attempt]] 
     "retention.place_hold": _place_hold,
     "retention.release_hold": _release_hold,
     "retention.dispose": _dispose,
+    "admin.reset_mfa": _reset_second_factor,
 }
 
 
@@ -233,9 +242,9 @@ def _refusal_text(response: Any, attempt: Attempt) -> str:
     return " ".join(flashes)
 
 
-# Routes whose signer (quality) is enrolled in two-factor sign-in: a code is asked for too.
+# Routes whose signer (quality, admin) is enrolled in two-factor sign-in: a code is asked for.
 ENROLLED = {e for e in SIGNING_ROUTES if e.startswith(("envelopes.", "api_envelopes.",
-                                                        "retention."))}
+                                                        "retention.", "admin."))}
 CASES = [(e, "password") for e in sorted(SIGNING_ROUTES)] + [(e, "totp") for e in sorted(ENROLLED)]
 
 

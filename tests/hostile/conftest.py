@@ -46,11 +46,11 @@ HOSTILE_CONFIG: dict[str, Any] = {
     "PDM_ZIP_MAX_DECOMPRESSED_MB": 4,
     "PDM_ZIP_MAX_RATIO": 50,
     "PDM_PAGE_SIZE": 1000,  # every account on the first page of the accounts list
-    # Signing forms (legal holds, disposal) are sent many times a minute here. Each accepted
-    # authenticator code uses up its 30-second step (replay protection), so codes are accepted
-    # up to an hour ahead, and the per-account signing rate limit is lifted; the window, the
-    # replay rule and the rate limit themselves are tested in tests/functional/test_mfa.py and
-    # test_signing_failures.py.
+    # Signing forms (legal holds, disposal, second-factor resets) are sent many times a minute
+    # here. Each accepted authenticator code uses up its 30-second step (replay protection), so
+    # codes are accepted up to an hour ahead, and the per-account signing rate limit is lifted;
+    # the window, the replay rule and the rate limit themselves are tested in
+    # tests/functional/test_mfa.py and test_signing_failures.py.
     "SECURITY_TWO_FACTOR_AUTHENTICATOR_VALIDITY": 3600,
     "PDM_SIGNING_RATE_LIMIT": "10000 per minute",
 }

@@ -244,6 +244,20 @@ def _web_user(world: World) -> Target:
     return target
 
 
+_lost_phone_serial = iter(range(1, 10**6))
+
+
+def _web_reset_mfa(world: World) -> Target:
+    """A fresh enrolled account whose second factor the administrator resets, re-entering
+    their password and a code of their own that the product has not accepted yet."""
+    n = next(_lost_phone_serial)
+    account = world.accounts.user(ENG, email=f"lost-phone-{n}@example.org", enrol=True)
+    world.web(ADMIN)  # signed in first: signing in takes a code too
+    return Target(f"/admin/users/{account.id}/reset-mfa",
+                  {"reason": "phone lost, ticket 4711", "password": PASSWORD,
+                   "totp_code": lambda: world.fresh_code(ADMIN)}, {"user_id": account.id})
+
+
 def _signed_form(world: World, url: str, ref: dict[str, Any]) -> Target:
     """A quality signature form: reason, password and a not-yet-used authenticator code (made
     when the request is sent, so that a second identical submission carries a valid code)."""
@@ -323,6 +337,21 @@ def _user_value(world: World, target: Target, response: Any, name: str) -> Any:
     if name == "roles":
         return _newest(world, User, "role_names")
     return _newest(world, User, name)
+
+
+def _mfa_reset_value(world: World, target: Target, response: Any, name: str) -> Any:
+    """The reason kept in the ``mfa.reset`` audit event of the account."""
+    import sqlalchemy as sa
+
+    from pdm_records.extensions import db
+    from pdm_records.models import AuditEvent
+
+    with world.app.app_context():
+        event = db.session.scalar(sa.select(AuditEvent).where(
+            AuditEvent.action == "mfa.reset",
+            AuditEvent.target_id == str(target.ref["user_id"])))
+        assert event is not None and event.after is not None, "the reset was not recorded"
+        return event.after[name]
 
 
 def _envelope_value(world: World, target: Target, response: Any, name: str) -> Any:
@@ -433,6 +462,9 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
                {"email": Field(EMAIL), "printed_name": Field(LINE, 200),
                 "registration_number": Field(LINE, 64), "roles": Field(CHOICE)}, 302,
                _user_value, _users_page),
+    EntryPoint("web.reset_mfa", "admin.reset_mfa", "POST", ADMIN, "form", _web_reset_mfa,
+               {"reason": Field(TEXT, 2000), "password": Field(SIGN)}, 302, _mfa_reset_value,
+               refused_redirects=True),
     EntryPoint("web.new_case", "cases.new", "POST", CLIN, "form", _web_new_case,
                {**REQUEST_TEXT, **REQUEST_CONSTRAINED,
                 "requested_parameters:wall_thickness": Field(NUMBER)}, 302, _request_value,
