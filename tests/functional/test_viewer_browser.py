@@ -16,8 +16,6 @@ from __future__ import annotations
 import colorsys
 import io
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,54 +23,18 @@ import numpy as np
 import pytest
 from flask import Flask
 from PIL import Image
-from playwright.sync_api import BrowserContext, Page, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import BrowserContext, Page
 
+from tests.browser_support import LOAD_BOUND_MS
 from tests.conftest import PASSWORD, Accounts
 from tests.viewer_support import case_with_iteration, graded_plate, stl
 
-CHROMIUM = os.environ.get("PDM_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-# Bounds of the waits (ms): SwiftShader renders on the CPU of a shared machine.
-LOAD_BOUND_MS = 120_000
 SETTLED = "el => el.dataset.state !== 'loading'"
 
 
 @pytest.fixture
 def config_overrides() -> dict[str, Any]:
     return {"PDM_MAX_UPLOAD_MB": 8, "MAX_CONTENT_LENGTH": 8 * 1024 * 1024}
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="viewer-test-server",
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=30)
-        server.server_close()
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    assert Path(CHROMIUM).is_file(), (
-        f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
-        "scripts/test does it when run as root")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000},
-            device_scale_factor=1)
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def _sign_in(page: Page, base: str, email: str) -> None:
