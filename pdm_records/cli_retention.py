@@ -71,7 +71,7 @@ def dispose_command(case_ref: str | None, signer_email: str | None, password: st
         return
     store = current_app.extensions["pdm_store_factory"]()
     try:
-        case = cases_svc.get_case(db.session, signer, found.id, lock=True)
+        case = cases_svc.get_case(db.session, signer, found.id, lock=True, disposal=True)
         tomb = svc.start_disposal(db.session, store, actor=signer, case=case, reason=reason,
                                   password=password, totp_code=totp_code, now=now)
         db.session.commit()

@@ -278,7 +278,7 @@ def assign(data: dict[str, Any], case_id: int) -> dict[str, Any]:
 def comment(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Add to the conversation on the case."""
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     row = svc.add_comment(db.session, actor=actor, case=case, body=data["body"])
     db.session.commit()
     return {"id": row.id, "body": row.body, "created_at": row.created_at.isoformat()}

@@ -86,11 +86,15 @@ def visible_cases(actor: User) -> sa.Select[tuple[Case]]:
     return sa.select(Case).where(sa.or_(*conditions))
 
 
-def get_case(session: DbSession, actor: User, case_id: int, *, lock: bool = False) -> Case:
+def get_case(session: DbSession, actor: User, case_id: int, *, lock: bool = False,
+             disposal: bool = False) -> Case:
     """The case if ``actor`` may see it; otherwise 404 (not 403: no existence leak).
 
     ``lock=True`` (every change) locks the case row until the transaction ends, so two
-    concurrent workflow steps on one case are serialised (PostgreSQL ``FOR UPDATE``).
+    concurrent workflow steps on one case are serialised (PostgreSQL ``FOR UPDATE``), and
+    refuses a case that is disposed of or being disposed of (409): its records are destroyed
+    or being destroyed, so nothing may be added to it. Only the disposal itself
+    (``disposal=True``) may lock such a case, to complete an interrupted run.
     """
     if not 0 < case_id < 2**31:
         raise NotFound("There is no such case, or it is not yours to see.")
@@ -100,7 +104,26 @@ def get_case(session: DbSession, actor: User, case_id: int, *, lock: bool = Fals
     case = session.scalar(query)
     if case is None:
         raise NotFound("There is no such case, or it is not yours to see.")
+    if lock and not disposal:
+        refuse_if_disposed(session, case)
     return case
+
+
+def refuse_if_disposed(session: DbSession, case: Case) -> None:
+    """409 when ``case`` is disposed of, or its disposal was signed and is under way."""
+    from ..models import TombstoneState
+    from .retention import tombstone_of
+
+    tomb = tombstone_of(session, case)
+    if tomb is None:
+        return
+    if tomb.state is TombstoneState.COMPLETE:
+        raise Conflict(f"{case.number} was disposed of on "
+                       f"{tomb.completed_at or tomb.created_at:%Y-%m-%d}: its records are "
+                       "destroyed and it takes no further changes.")
+    raise Conflict(f"The disposal of {case.number} is under way (signed "
+                   f"{tomb.created_at:%Y-%m-%d}): it takes no further changes. Complete the "
+                   "disposal from the case page.")
 
 
 # -- request content ----------------------------------------------------------------------------

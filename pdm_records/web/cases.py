@@ -375,7 +375,7 @@ def assign(case_id: int) -> Response:
 @requires(Permission.VIEW_CASES)
 def comment(case_id: int) -> Response:
     actor = require_actor()
-    case = svc.get_case(db.session, actor, case_id)
+    case = svc.get_case(db.session, actor, case_id, lock=True)
     try:
         from ..schemas.requests import CommentSchema
         from .forms import load_form

@@ -66,7 +66,7 @@ def _back(case_id: int, exc: DomainError | None = None) -> Response:
 @requires(Permission.MANAGE_RETENTION)
 def dispose(case_id: int) -> Response:
     actor = require_actor()
-    case = cases_svc.get_case(db.session, actor, case_id, lock=True)
+    case = cases_svc.get_case(db.session, actor, case_id, lock=True, disposal=True)
     store = get_store()
     try:
         tomb = svc.start_disposal(db.session, store, actor=actor, case=case,

@@ -1,0 +1,124 @@
+"""A disposed case takes no further changes (DOMAIN.md §5, §6: at the end of its retention
+period a record is destroyed and only the signed tombstone remains; anything added afterwards
+would be a record nobody keeps and an orphan of the disposal).
+
+Every change locks the case (``services.requests.get_case(lock=True)``), and that refuses a
+case whose disposal is complete or signed and under way with a 409 that says so, before
+anything is written. Only the disposal route may lock it, to complete an interrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from pdm_records.context import get_store
+from pdm_records.extensions import db
+from pdm_records.models import Case, TombstoneState, User
+from pdm_records.services import retention as svc
+from tests.conftest import PASSWORD, Accounts, csrf_token, object_count, table_counts
+from tests.requests_support import bearer
+from tests.retention_support import seconds_policy, signed_case
+
+ELIGIBLE_WITHIN_S = 30.0
+
+
+@pytest.fixture
+def config_overrides(tmp_path: Path) -> dict[str, Any]:
+    return {"PDM_RETENTION_POLICY": seconds_policy(tmp_path, 1)}
+
+
+def _eligible(app: Flask, case_id: int) -> None:
+    start = time.monotonic()
+    while True:
+        with app.app_context():
+            case = db.session.get(Case, case_id)
+            refusal = svc.disposal_refusal(db.session, case, datetime.now(UTC))
+        if refusal is None:
+            return
+        assert time.monotonic() - start < ELIGIBLE_WITHIN_S, refusal
+        time.sleep(0.2)
+
+
+def _counts(app: Flask) -> tuple[dict[str, int], int]:
+    return table_counts(app), object_count(app)
+
+
+def _writes(app: Flask, accounts: Accounts, case: dict[str, Any],
+            quality: FlaskClient) -> dict[str, Any]:
+    """Each change someone could try on the case: name → response."""
+    case_id = case["id"]
+    api = app.test_client()
+    clinician, engineer = bearer(case["clinician"]), bearer(case["engineer"])
+    browser = app.test_client()
+    accounts.login(browser, "clinician")
+    token = csrf_token(browser, "/account/tokens")
+    return {
+        "api comment": api.post(f"/api/v1/cases/{case_id}/comments", headers=clinician,
+                                json={"body": "one more thing"}),
+        "api accept": api.post(f"/api/v1/cases/{case_id}/transitions", headers=engineer,
+                               json={"to": "accepted"}),
+        "api cancel": api.post(f"/api/v1/cases/{case_id}/transitions", headers=clinician,
+                               json={"to": "cancelled", "reason": "not needed"}),
+        "web comment": browser.post(f"/cases/{case_id}/comments",
+                                    data={"body": "one more thing", "csrf_token": token}),
+        "web hold": quality.post(f"/retention/cases/{case_id}/holds", data={
+            "reason": "late claim", "password": PASSWORD, "totp_code": accounts.totp("quality"),
+            "csrf_token": csrf_token(quality, "/account/tokens")}),
+    }
+
+
+def test_a_disposed_case_refuses_every_change(app: Flask, accounts: Accounts,
+                                              catalogue: dict[str, int]) -> None:
+    case = signed_case(app, accounts, catalogue, files=0)
+    _eligible(app, case["id"])
+    quality = app.test_client()
+    accounts.login(quality, "quality")
+    done = quality.post(f"/retention/cases/{case['id']}/dispose", data={
+        "reason": "retention ended, reviewed", "password": PASSWORD,
+        "totp_code": accounts.totp("quality"), "csrf_token": csrf_token(quality, "/retention/")})
+    assert done.status_code == 302
+    before = _counts(app)
+    for name, response in _writes(app, accounts, case, quality).items():
+        text = response.get_data(as_text=True)
+        assert response.status_code == 409, (name, response.status_code, text[:300])
+        assert "was disposed of on" in text and "takes no further changes" in text, name
+    assert _counts(app) == before, "a change to a disposed case wrote something"
+    # Reading stays possible: the case page shows the disposal and its tombstone.
+    page = quality.get(f"/cases/{case['id']}").get_data(as_text=True)
+    assert "retention ended, reviewed" in page
+
+
+def test_a_disposal_under_way_refuses_changes_and_can_still_be_completed(
+        app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> None:
+    case = signed_case(app, accounts, catalogue, files=0)
+    _eligible(app, case["id"])
+    quality = app.test_client()
+    accounts.login(quality, "quality")
+    with app.test_request_context():  # signed, tombstone written, nothing deleted yet
+        row = db.session.get(Case, case["id"])
+        signer = db.session.get(User, accounts.user("quality").id)
+        assert row is not None and signer is not None
+        svc.start_disposal(db.session, get_store(), actor=signer, case=row,
+                           reason="retention ended", password=PASSWORD,
+                           totp_code=accounts.totp("quality"))
+        db.session.commit()
+    before = _counts(app)
+    for name, response in _writes(app, accounts, case, quality).items():
+        text = response.get_data(as_text=True)
+        assert response.status_code == 409, (name, response.status_code, text[:300])
+        assert "is under way" in text, name
+    assert _counts(app) == before
+    resumed = quality.post(f"/retention/cases/{case['id']}/dispose", data={
+        "reason": "retention ended", "password": PASSWORD,
+        "totp_code": accounts.totp("quality"), "csrf_token": csrf_token(quality, "/retention/")})
+    assert resumed.status_code == 302
+    with app.app_context():
+        tomb = svc.tombstone_of(db.session, db.session.get(Case, case["id"]))  # type: ignore[arg-type]
+        assert tomb is not None and tomb.state is TombstoneState.COMPLETE
