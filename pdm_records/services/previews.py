@@ -21,7 +21,7 @@ from ..errors import Conflict, NotFound, ServiceUnavailable
 from ..geometry.errors import MeshError, RayEngineUnavailable
 from ..geometry.loaders import load_mesh_bytes
 from ..geometry.preview import PREVIEW_FORMAT, build_preview, report_markers
-from ..models import Case, DesignIteration, DesignPreview, VerificationReport
+from ..models import Case, DesignIteration, DesignPreview, FileState, VerificationReport
 from ..storage import ObjectStore, StorageError
 from . import DbSession
 from .verification import latest_report, report_intact
@@ -102,6 +102,9 @@ def iteration_preview(session: DbSession, store: ObjectStore, *, case: Case,
     iteration = next((i for i in case.iterations if i.number == number), None)
     if iteration is None:
         raise NotFound("No such design iteration on this case.")
+    if iteration.file.state is FileState.DISPOSED:
+        raise NotFound(f"Design iteration #{number} was disposed of at the end of its "
+                       "retention period; its file and 3D preview no longer exist.")
     report = latest_report(session, iteration)
     if report is None:
         raise NotFound(f"Design iteration #{number} has not been verified yet; its 3D "

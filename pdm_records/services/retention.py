@@ -533,12 +533,25 @@ def run_disposal(
         session.flush()
         yield item
     tombstone.state, tombstone.completed_at = TombstoneState.COMPLETE, now
+    previews = _remove_previews(session, tombstone.case_id)
     record_event(session, actor=actor, action="case.disposed", target_type="case",
                  target_id=tombstone.case_id, case_id=tombstone.case_id,
                  after={"tombstone_id": tombstone.id, "objects": total,
+                        "previews_removed": previews,
                         "absent": sum(1 for i in tombstone.items if i.outcome == "absent"),
                         "record_key": tombstone.record_key})
     session.flush()
+
+
+def _remove_previews(session: DbSession, case_id: int) -> int:
+    """Delete the cached 3D previews of the case's designs: derived copies of the patient's
+    geometry must not outlive the records they were made from."""
+    from ..models import DesignIteration, DesignPreview
+
+    iterations = sa.select(DesignIteration.id).where(DesignIteration.case_id == case_id)
+    result = session.execute(sa.delete(DesignPreview).where(
+        DesignPreview.iteration_id.in_(iterations)))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def record_interruption(session: DbSession, *, actor: User, tombstone_id: int,

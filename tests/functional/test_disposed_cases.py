@@ -10,21 +10,30 @@ anything is written. Only the disposal route may lock it, to complete an interru
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from pdm_records.context import get_store
 from pdm_records.extensions import db
-from pdm_records.models import Case, TombstoneState, User
+from pdm_records.models import (
+    AuditEvent,
+    Case,
+    DesignIteration,
+    DesignPreview,
+    TombstoneState,
+    User,
+)
 from pdm_records.services import retention as svc
 from tests.conftest import PASSWORD, Accounts, csrf_token, object_count, table_counts
 from tests.requests_support import bearer
 from tests.retention_support import seconds_policy, signed_case
+from tests.viewer_support import case_with_iteration, graded_plate, stl
 
 ELIGIBLE_WITHIN_S = 30.0
 
@@ -122,3 +131,35 @@ def test_a_disposal_under_way_refuses_changes_and_can_still_be_completed(
     with app.app_context():
         tomb = svc.tombstone_of(db.session, db.session.get(Case, case["id"]))  # type: ignore[arg-type]
         assert tomb is not None and tomb.state is TombstoneState.COMPLETE
+
+
+def test_disposal_removes_the_cached_3d_previews(app: Flask, accounts: Accounts,
+                                                 catalogue: dict[str, int],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preview GLB is a derived copy of the patient's geometry: it goes with the records."""
+    # The draft attachment's provisional lock (30 days) would outlast the one-second policy.
+    monkeypatch.setattr("pdm_records.services.files.DRAFT_RETENTION", timedelta(seconds=1))
+    case = case_with_iteration(app, accounts, catalogue, stl(*graded_plate(rings=6, sectors=24)))
+
+    def previews() -> int:
+        with app.app_context():
+            return int(db.session.scalar(
+                sa.select(sa.func.count()).select_from(DesignPreview).join(
+                    DesignIteration, DesignIteration.id == DesignPreview.iteration_id).where(
+                    DesignIteration.case_id == case["id"])) or 0)
+
+    assert previews() == 1
+    _eligible(app, case["id"])
+    quality = app.test_client()
+    accounts.login(quality, "quality")
+    done = quality.post(f"/retention/cases/{case['id']}/dispose", data={
+        "reason": "retention ended, reviewed", "password": PASSWORD,
+        "totp_code": accounts.totp("quality"), "csrf_token": csrf_token(quality, "/retention/")})
+    assert done.status_code == 302
+    assert previews() == 0
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent).where(
+            AuditEvent.action == "case.disposed")).one()
+        assert event.after["previews_removed"] == 1
+    gone = quality.get(f"/cases/{case['id']}/iterations/1/preview.glb")
+    assert gone.status_code == 404 and "was disposed of" in gone.get_data(as_text=True)
