@@ -159,9 +159,14 @@ class DeviceTypeSchema(Schema):
 
 
 class ErrorSchema(Schema):
-    error = fields.String(required=True, metadata={"description": "machine-readable code"})
-    message = fields.String(required=True)
-    field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    """The body of every API error (``pdm_records.web.errors.render_error``)."""
+
+    error = fields.String(required=True, metadata={
+        "description": "machine-readable code, e.g. `validation_error`, `conflict`"})
+    message = fields.String(required=True, metadata={"description": "what is wrong, for people"})
+    field_errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), required=True,
+        metadata={"description": "per input field, what is wrong with it (may be empty)"})
 
 
 class PageQuerySchema(Schema):
