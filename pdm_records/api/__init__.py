@@ -11,14 +11,31 @@ from typing import Any
 
 from flask import Flask, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
 from ..errors import DomainError, UnsupportedMediaType
 from ..extensions import api, csrf
+from ..schemas import ErrorSchema, Text
+from .docs import ERROR_RESPONSES, HEADERS, response_name
 
 
-class _Api(Api):  # pragma: no cover - trivial override
-    def _register_error_handlers(self) -> None:
+class _Api(Api):
+    # The one error body, and no catch-all "default" response: each operation lists its
+    # statuses (api/docs.py).
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_error_handlers(self) -> None:  # pragma: no cover - trivial override
         """Errors are rendered by the application's handlers, not smorest's."""
+
+    def _register_responses(self) -> None:
+        """The error responses operations refer to (registered lazily: only those used)."""
+        for status, description in ERROR_RESPONSES.items():
+            response: dict[str, Any] = {"description": description, "schema": ErrorSchema}
+            if status in HEADERS:
+                response["headers"] = HEADERS[status]
+            prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(response_name(status), response, lazy=True)
 
 
 def register_api(app: Flask) -> None:
@@ -45,12 +62,21 @@ def register_api(app: Flask) -> None:
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "pdm token"}
     )
     api.spec.options["security"] = [{"bearerAuth": []}]
+    api.ma_plugin.converter.add_attribute_function(text_pattern)
     app.before_request(check_request_body)
     for module in (health, me, users, tokens, catalogue, search, cases, notifications,
                    envelopes, packages):
         blp: Any = module.blp
         csrf.exempt(blp)  # the API authenticates by bearer token only, never by cookie
         api.register_blueprint(blp, url_prefix="/api/v1" + module.PREFIX)
+
+
+def text_pattern(self: Any, field: Any, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """Document what a :class:`~pdm_records.schemas.Text` field accepts (a stricter pattern of
+    its own, e.g. a case-number prefix, stays)."""
+    if isinstance(field, Text) and "pattern" not in ret:
+        return {"pattern": field.json_pattern()}
+    return {}
 
 
 def check_request_body() -> None:

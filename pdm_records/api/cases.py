@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request, send_file
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
@@ -25,12 +24,31 @@ from ..schemas.requests import (
     SubmitSchema,
     TransitionSchema,
 )
+from ..schemas.responses import (
+    ATTACHMENT_MEDIA_TYPES,
+    AttachmentCreatedSchema,
+    CaseDetailSchema,
+    CasePageSchema,
+    CommentCreatedSchema,
+    IterationCreatedSchema,
+    JobSchema,
+    binary_content,
+)
 from ..services import requests as svc
 from ..services.case_views import attachment_download, case_detail
+from .docs import ApiBlueprint
 from .pages import page_of
 
 PREFIX = "/cases"
-blp = Blueprint("api_cases", __name__, description="Cases and design requests")
+blp = ApiBlueprint("api_cases", __name__, description="Cases and design requests")
+UNITS = ("mm", "cm", "m", "in")
+
+
+def multipart(properties: dict[str, Any], description: str) -> dict[str, Any]:
+    """A documented ``multipart/form-data`` upload (the view reads ``request.files``)."""
+    return {"required": True, "description": description, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary"}, **properties}}}}}
 
 
 class CaseListQuerySchema(PageQuerySchema):
@@ -60,6 +78,7 @@ def _config_pattern() -> str:
 @blp.route("", methods=["GET"])
 @requires(Permission.VIEW_CASES)
 @blp.arguments(CaseListQuerySchema, location="query")
+@blp.alt_response(200, schema=CasePageSchema, success=True)
 def list_cases(args: dict[str, Any]) -> dict[str, Any]:
     """Cases you may see, filtered and sorted, paginated."""
     query = svc.visible_cases(require_actor())
@@ -75,6 +94,7 @@ def list_cases(args: dict[str, Any]) -> dict[str, Any]:
 @requires(Permission.CREATE_REQUEST)
 @blp.arguments(RequestBodySchema)
 @blp.response(201)
+@blp.alt_response(201, schema=CaseDetailSchema, success=True)
 def create_case(data: dict[str, Any]) -> dict[str, Any]:
     """Create a case with its draft request (you are the prescriber)."""
     actor = require_actor()
@@ -85,6 +105,7 @@ def create_case(data: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/<int:case_id>", methods=["GET"])
 @requires(Permission.VIEW_CASES)
+@blp.alt_response(200, schema=CaseDetailSchema, success=True)
 def get_case(case_id: int) -> dict[str, Any]:
     """The case with request revisions, attachments, signatures, history and comments."""
     actor = require_actor()
@@ -94,6 +115,8 @@ def get_case(case_id: int) -> dict[str, Any]:
 @blp.route("/<int:case_id>/request", methods=["PATCH"])
 @requires(Permission.CREATE_REQUEST)
 @blp.arguments(RequestBodySchema)
+@blp.alt_response(200, schema=CaseDetailSchema, success=True)
+@blp.errors(409)
 def update_request(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Save fields of the draft request (a new revision after changes were requested)."""
     actor = require_actor()
@@ -106,6 +129,14 @@ def update_request(data: dict[str, Any], case_id: int) -> dict[str, Any]:
 @blp.route("/<int:case_id>/attachments", methods=["POST"])
 @requires(Permission.CREATE_REQUEST)
 @blp.response(201)
+@blp.alt_response(201, schema=AttachmentCreatedSchema, success=True)
+@blp.doc(requestBody=multipart({
+    "kind": {"type": "string", "enum": ["model_3d", "imaging", "document"]},
+    "units": {"type": "string", "enum": list(UNITS), "default": "mm",
+              "description": "units of a 3D model's coordinates"},
+}, "The file and what it is: a 3D model (.stl .obj .ply .off .3mf), imaging (.zip .dcm "
+   ".png .jpg) or a document (.pdf .png .jpg); its content is checked against its type."))
+@blp.errors(409, 422)
 def add_attachment(case_id: int) -> dict[str, Any]:
     """Upload a file (multipart: ``file``, ``kind`` = model_3d | imaging | document, ``units``)."""
     actor = require_actor()
@@ -127,6 +158,7 @@ def add_attachment(case_id: int) -> dict[str, Any]:
 @blp.route("/<int:case_id>/attachments/<int:attachment_id>", methods=["DELETE"])
 @requires(Permission.CREATE_REQUEST)
 @blp.response(204)
+@blp.errors(409)
 def remove_attachment(case_id: int, attachment_id: int) -> None:
     """Remove a file from the draft (signed files stay on record)."""
     actor = require_actor()
@@ -137,6 +169,10 @@ def remove_attachment(case_id: int, attachment_id: int) -> None:
 
 @blp.route("/<int:case_id>/attachments/<int:attachment_id>/content", methods=["GET"])
 @requires(Permission.VIEW_CASES)
+@blp.doc(responses={200: binary_content(
+    ATTACHMENT_MEDIA_TYPES, "The file as uploaded, in the media type its content was checked "
+                            "to have.")})
+@blp.errors(409, 500)
 def download_attachment(case_id: int, attachment_id: int) -> Response:
     """The file's original bytes (verified against its SHA-256)."""
     actor = require_actor()
@@ -155,6 +191,12 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
 @blp.route("/<int:case_id>/iterations", methods=["POST"])
 @requires(Permission.MANAGE_DESIGN)
 @blp.response(201)
+@blp.alt_response(201, schema=IterationCreatedSchema, success=True)
+@blp.doc(requestBody=multipart({
+    "units": {"type": "string", "enum": list(UNITS), "default": "mm"},
+    "notes": {"type": "string"},
+}, "The design mesh (.stl .obj .ply .off .3mf) and its units."))
+@blp.errors(409, 422)
 def add_iteration(case_id: int) -> dict[str, Any]:
     """Upload a design iteration (multipart: ``file``, ``units``, ``notes``); the first one
     moves an accepted case to *in design*."""
@@ -176,6 +218,8 @@ def add_iteration(case_id: int) -> dict[str, Any]:
 @blp.route("/<int:case_id>/iterations/<int:number>/verify", methods=["POST"])
 @requires(Permission.MANAGE_DESIGN)
 @blp.response(202)
+@blp.alt_response(202, schema=JobSchema, success=True)
+@blp.errors(409)
 def verify_iteration(case_id: int, number: int) -> dict[str, Any]:
     """Queue verification of a design iteration against the approved envelope (a background
     job run by ``pdm worker``); poll ``GET /api/v1/cases/{id}/jobs/{job_id}``."""
@@ -192,6 +236,8 @@ def verify_iteration(case_id: int, number: int) -> dict[str, Any]:
 @requires(Permission.MANAGE_DESIGN)
 @blp.arguments(CharacteristicConfirmationSchema)
 @blp.response(201)
+@blp.alt_response(201, schema=CaseDetailSchema, success=True)
+@blp.errors(409)
 def confirm_characteristics(data: dict[str, Any], case_id: int, number: int) -> dict[str, Any]:
     """Custom-made and adaptable devices: confirm, item by item, that the latest design
     iteration meets each prescribed characteristic (``{"items": [{"item", "met", "note"}]}``;
@@ -214,6 +260,7 @@ def job_view(job: Any) -> dict[str, Any]:
 
 @blp.route("/<int:case_id>/jobs/<int:job_id>", methods=["GET"])
 @requires(Permission.VIEW_CASES)
+@blp.alt_response(200, schema=JobSchema, success=True)
 def get_job(case_id: int, job_id: int) -> dict[str, Any]:
     """A background job of the case (queued, running, succeeded, failed)."""
     from ..models import Job
@@ -230,6 +277,8 @@ def get_job(case_id: int, job_id: int) -> dict[str, Any]:
 @blp.route("/<int:case_id>/submit", methods=["POST"])
 @requires(Permission.CREATE_REQUEST)
 @blp.arguments(SubmitSchema)
+@blp.alt_response(200, schema=CaseDetailSchema, success=True)
+@blp.errors(409, 429)
 def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Sign (password required) and submit the draft request."""
     actor = require_actor()
@@ -244,6 +293,8 @@ def submit(data: dict[str, Any], case_id: int) -> dict[str, Any]:
 @blp.route("/<int:case_id>/transitions", methods=["POST"])
 @requires(Permission.ACT_ON_CASES)
 @blp.arguments(TransitionSchema)
+@blp.alt_response(200, schema=CaseDetailSchema, success=True)
+@blp.errors(409, 429)
 def transition(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Take a workflow step (409 names the current state and what is allowed)."""
     actor = require_actor()
@@ -262,6 +313,8 @@ class AssignSchema(Schema):
 @blp.route("/<int:case_id>/assignee", methods=["POST"])
 @requires(Permission.ASSIGN_CASES)
 @blp.arguments(AssignSchema)
+@blp.alt_response(200, schema=CaseDetailSchema, success=True)
+@blp.errors(409)
 def assign(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Reassign the case to another engineer (quality)."""
     actor = require_actor()
@@ -275,6 +328,7 @@ def assign(data: dict[str, Any], case_id: int) -> dict[str, Any]:
 @requires(Permission.VIEW_CASES)
 @blp.arguments(CommentSchema)
 @blp.response(201)
+@blp.alt_response(201, schema=CommentCreatedSchema, success=True)
 def comment(data: dict[str, Any], case_id: int) -> dict[str, Any]:
     """Add to the conversation on the case."""
     actor = require_actor()

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from ..access import requires
 from ..extensions import db
 from ..models import DeviceType, Site
 from ..permissions import Permission
 from ..schemas import DeviceTypeSchema, SiteSchema
 from ..services import catalogue
+from .docs import ApiBlueprint
 
 PREFIX = ""
-blp = Blueprint("api_catalogue", __name__, description="Sites and device types")
+blp = ApiBlueprint("api_catalogue", __name__, description="Sites and device types")
 
 
 @blp.route("/device-types")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from ..access import require_actor, requires
@@ -13,10 +12,12 @@ from ..extensions import db
 from ..models import EnvelopeVersion
 from ..permissions import Permission
 from ..schemas import Text
+from ..schemas.responses import EnvelopeListSchema, EnvelopeSchema
 from ..services import envelopes as svc
+from .docs import ApiBlueprint
 
 PREFIX = "/envelopes"
-blp = Blueprint("api_envelopes", __name__, description="Design envelopes")
+blp = ApiBlueprint("api_envelopes", __name__, description="Design envelopes")
 
 
 class EnvelopeDraftSchema(Schema):
@@ -45,6 +46,7 @@ def _dump(version: EnvelopeVersion) -> dict[str, Any]:
 
 @blp.route("", methods=["GET"])
 @requires(Permission.VIEW_CATALOGUE)
+@blp.alt_response(200, schema=EnvelopeListSchema, success=True)
 def list_envelopes() -> dict[str, Any]:
     """Every envelope version, newest first per device type."""
     return {"items": [_dump(v) for v in svc.list_versions(db.session)]}
@@ -54,6 +56,7 @@ def list_envelopes() -> dict[str, Any]:
 @requires(Permission.MANAGE_ENVELOPES)
 @blp.arguments(EnvelopeDraftSchema)
 @blp.response(201)
+@blp.alt_response(201, schema=EnvelopeSchema, success=True)
 def create_envelope(data: dict[str, Any]) -> dict[str, Any]:
     """Draft a new envelope version for a device type."""
     version = svc.create_draft(db.session, actor=require_actor(), **data)
@@ -64,6 +67,8 @@ def create_envelope(data: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/<int:version_id>", methods=["PATCH"])
 @requires(Permission.MANAGE_ENVELOPES)
 @blp.arguments(EnvelopeUpdateSchema)
+@blp.alt_response(200, schema=EnvelopeSchema, success=True)
+@blp.errors(409)
 def update_envelope(data: dict[str, Any], version_id: int) -> dict[str, Any]:
     """Change a draft (409 once approved)."""
     version = svc.update_draft(db.session, actor=require_actor(),
@@ -76,6 +81,8 @@ def update_envelope(data: dict[str, Any], version_id: int) -> dict[str, Any]:
 @blp.route("/<int:version_id>/approve", methods=["POST"])
 @requires(Permission.MANAGE_ENVELOPES)
 @blp.arguments(ApproveSchema)
+@blp.alt_response(200, schema=EnvelopeSchema, success=True)
+@blp.errors(409, 429)
 def approve_envelope(data: dict[str, Any], version_id: int) -> dict[str, Any]:
     """Approve with your signature (not the author); supersedes the previous version."""
     version = svc.approve(db.session, get_store(), actor=require_actor(),

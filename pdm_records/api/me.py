@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from ..access import require_actor, requires
 from ..models import User
 from ..permissions import Permission
 from ..schemas import UserSchema
+from .docs import ApiBlueprint
 
 PREFIX = "/me"
-blp = Blueprint("api_me", __name__, description="The authenticated account")
+blp = ApiBlueprint("api_me", __name__, description="The authenticated account")
 
 
 @blp.route("")

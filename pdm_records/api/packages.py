@@ -6,7 +6,6 @@ import tempfile
 from typing import Any
 
 from flask import current_app, send_file
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
@@ -17,10 +16,15 @@ from ..errors import ServiceUnavailable
 from ..extensions import db
 from ..models import Case
 from ..permissions import Permission
+from ..schemas.responses import InstallationKeySchema, binary_content
 from ..services import requests as svc
+from .docs import ApiBlueprint
 
 PREFIX = ""
-blp = Blueprint("api_packages", __name__, description="Audit packages and the signing key")
+blp = ApiBlueprint("api_packages", __name__, description="Audit packages and the signing key")
+
+
+PACKAGE = binary_content(("application/zip",), "The signed audit package (ZIP).")
 
 
 class PackageRequestSchema(Schema):
@@ -77,6 +81,7 @@ def send_package(cases: list[Case]) -> Response:
 
 @blp.route("/installation-key", methods=["GET"])
 @requires(Permission.AUTHENTICATED)
+@blp.alt_response(200, schema=InstallationKeySchema, success=True)
 def installation_key() -> dict[str, str]:
     """The Ed25519 public key that signs audit packages (pin it when verifying)."""
     return public_key_view()
@@ -84,6 +89,8 @@ def installation_key() -> dict[str, str]:
 
 @blp.route("/cases/<int:case_id>/package", methods=["POST"])
 @requires(Permission.EXPORT_PACKAGES)
+@blp.doc(responses={200: PACKAGE})
+@blp.errors(500)
 def export_case(case_id: int) -> Response:
     """The audit package of one case (ZIP). Recorded as ``case.exported``."""
     case = svc.get_case(db.session, require_actor(), case_id)
@@ -93,6 +100,8 @@ def export_case(case_id: int) -> Response:
 @blp.route("/packages", methods=["POST"])
 @requires(Permission.EXPORT_PACKAGES)
 @blp.arguments(PackageRequestSchema)
+@blp.doc(responses={200: PACKAGE})
+@blp.errors(404, 500)
 def export_cases(data: dict[str, Any]) -> Response:
     """One audit package of several cases (e.g. a search result), by number or id."""
     from ..services.export import find_cases

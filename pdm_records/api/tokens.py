@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 
 from ..access import require_actor, requires
 from ..extensions import db
@@ -11,9 +10,10 @@ from ..models import ApiToken
 from ..permissions import Permission
 from ..schemas import TokenCreatedSchema, TokenCreateSchema, TokenSchema
 from ..services import users as user_service
+from .docs import ApiBlueprint
 
 PREFIX = "/tokens"
-blp = Blueprint("api_tokens", __name__, description="Your API bearer tokens")
+blp = ApiBlueprint("api_tokens", __name__, description="Your API bearer tokens")
 
 
 @blp.route("", methods=["GET"])

@@ -18,10 +18,9 @@ from ..permissions import Role
 # make a printed name or a reason read differently on screen and in exports than it is stored.
 # C1 controls (U+0080–U+009F, e.g. the 8-bit CSI U+009B of terminal escapes) count as control
 # characters too, and a lone surrogate (only from a JSON "\\ud800" escape) is not text at all.
-CONTROL_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029"
-    "\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
-)
+FORBIDDEN = ("\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029"
+             "\u202a-\u202e\u2066-\u2069\ufeff")
+CONTROL_CHARS = re.compile(f"[{FORBIDDEN}\ud800-\udfff]")
 LINE_BREAKS = re.compile("[\t\r\n]")
 
 
@@ -30,6 +29,18 @@ def no_control_chars(value: str, *, multiline: bool = False) -> None:
         raise ValidationError("Remove control, invisible or text-direction characters.")
     if not multiline and LINE_BREAKS.search(value):
         raise ValidationError("Use a single line (no tabs or line breaks).")
+
+
+def trimmed_text(value: str, *, multiline: bool = False) -> str:
+    """``value`` without surrounding white space, refused if it holds a refused character. The
+    check looks at the value as sent: some control characters count as white space (U+001C–
+    U+001F, U+0085) and would otherwise be trimmed away unseen; a line break at either end is
+    only trimmed."""
+    if CONTROL_CHARS.search(value):
+        raise ValidationError("Remove control, invisible or text-direction characters.")
+    value = value.strip()
+    no_control_chars(value, multiline=multiline)
+    return value
 
 
 REQUIRED: dict[str, Any] = {"required": "This field is required.",
@@ -46,10 +57,28 @@ class Text(fields.String):
         self.multiline = multiline
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        result = super()._deserialize(value, attr, data, **kwargs)
-        result = result.strip()
-        no_control_chars(result, multiline=self.multiline)
-        return result
+        return trimmed_text(super()._deserialize(value, attr, data, **kwargs),
+                            multiline=self.multiline)
+
+    def json_pattern(self) -> str:
+        """The values this field accepts, as a JSON Schema ``pattern`` for the OpenAPI document:
+        none of the refused characters, white space at either end (it is trimmed), no tab or
+        line break within a single-line value, and at least the minimum length between the first
+        and the last character that is not white space. Lone surrogates, refused as well, are
+        left out: a pattern cannot name them portably."""
+        refused = "".join(c if c == "-" else f"\\u{ord(c):04x}" for c in FORBIDDEN)
+        edge = f"[^\\S{refused}]"  # white space that is trimmed
+        visible = f"[^\\s{refused}]"
+        inner = f"[^{refused}]" if self.multiline else f"[^{refused}\\t\\r\\n]"
+        minimum = max((v.min for v in self.validators
+                       if isinstance(v, validate.Length) and v.min is not None), default=0)
+        if minimum == 0:
+            content = f"(?:{visible}(?:{inner}*{visible})?)?"
+        elif minimum == 1:
+            content = f"{visible}(?:{inner}*{visible})?"
+        else:
+            content = f"{visible}{inner}{{{minimum - 2},}}{visible}"
+        return f"^{edge}*{content}{edge}*$"
 
 
 class UserCreateSchema(Schema):
@@ -130,9 +159,14 @@ class DeviceTypeSchema(Schema):
 
 
 class ErrorSchema(Schema):
-    error = fields.String(required=True, metadata={"description": "machine-readable code"})
-    message = fields.String(required=True)
-    field_errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    """The body of every API error (``pdm_records.web.errors.render_error``)."""
+
+    error = fields.String(required=True, metadata={
+        "description": "machine-readable code, e.g. `validation_error`, `conflict`"})
+    message = fields.String(required=True, metadata={"description": "what is wrong, for people"})
+    field_errors = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), required=True,
+        metadata={"description": "per input field, what is wrong with it (may be empty)"})
 
 
 class PageQuerySchema(Schema):

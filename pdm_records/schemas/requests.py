@@ -14,6 +14,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..clock import utcnow
+from ..models import CaseStatus
 from . import REQUIRED, Text
 
 SIDES = ("left", "right", "bilateral", "midline", "not_applicable")
@@ -126,7 +127,12 @@ SCHEMAS: dict[str, type[CommonRequestSchema]] = {
 
 
 class TransitionSchema(Schema):
-    to = Text(required=True, validate=validate.Length(max=32))
+    # Checked by the workflow (after the case is found, so that an unknown case answers 404
+    # whatever the target); the enum tells clients the states there are.
+    to = Text(required=True, validate=validate.Length(max=32), metadata={
+        "enum": [s.value for s in CaseStatus],
+        "description": "the target state; `allowed_actions` of the case lists the steps open "
+                       "to you"})
     reason = Text(load_default="", validate=validate.Length(max=2000), multiline=True)
     password = fields.String(load_default=None, load_only=True,
                              validate=validate.Length(max=256))
@@ -167,11 +173,15 @@ class CharacteristicConfirmationSchema(Schema):
 class CaseSummarySchema(Schema):
     id = fields.Integer()
     number = fields.String()
-    status = fields.Function(lambda c: c.status.value)
-    patient_code = fields.Function(lambda c: c.patient.code)
-    device_type = fields.Function(lambda c: c.device_type.name)
-    category = fields.Function(lambda c: c.device_type.category.value)
-    implantable = fields.Function(lambda c: c.device_type.implantable)
-    prescriber = fields.Function(lambda c: c.prescriber.printed_name)
+    # The types are for the OpenAPI document (a Function field has none of its own).
+    status = fields.Function(lambda c: c.status.value, metadata={"type": "string"})
+    patient_code = fields.Function(lambda c: c.patient.code, metadata={"type": "string"})
+    device_type = fields.Function(lambda c: c.device_type.name, metadata={"type": "string"})
+    category = fields.Function(lambda c: c.device_type.category.value,
+                               metadata={"type": "string"})
+    implantable = fields.Function(lambda c: c.device_type.implantable,
+                                  metadata={"type": "boolean"})
+    prescriber = fields.Function(lambda c: c.prescriber.printed_name,
+                                 metadata={"type": "string"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

@@ -16,15 +16,13 @@ def free_text(value: str | None, field: str, max_length: int) -> str:
     from marshmallow import ValidationError as SchemaError
 
     from ..errors import ValidationError
-    from ..schemas import no_control_chars
+    from ..schemas import trimmed_text
 
-    value = (value or "").strip()
-    if len(value) > max_length:
+    if len((value or "").strip()) > max_length:
         raise ValidationError("Please correct the marked fields.", {field: [
             f"Use at most {max_length} characters."]})
     try:
-        no_control_chars(value, multiline=True)
+        return trimmed_text(value or "", multiline=True)
     except SchemaError as exc:
         raise ValidationError("Please correct the marked fields.",
                               {field: [str(m) for m in exc.messages]}) from exc
-    return value

@@ -136,3 +136,37 @@ def test_invisible_marks_and_line_breaks_in_a_printed_name_are_refused(name: str
     with pytest.raises(ValidationError) as info:
         UserCreateSchema().load(payload)
     assert "printed_name" in info.value.messages  # type: ignore[operator]
+
+
+# -- the OpenAPI pattern of a Text field ---------------------------------------------------------
+
+PATTERN_SAMPLES = [
+    "", " ", "a", " a ", "ab", "a b", "  ab  ", "abc", "a\u00a0b", "a\tb", "a\nb", "\na\n",
+    "a\rb", "a\x00b", "a\x1fb", "\x7f", "a\x85b", "a\u202eb", "a\u200bb", "a\u2028b",
+    "\ufeffab", "a\u061cb", "Ünïcödé 名前", "\u3000ab\u3000", "a" * 12, " " * 5 + "ab",
+    "\x1cab", "ab\x1f", "\x85ab", "\x0bab", "\tab\r\n", " a\n b ", "\n\n", "a \u3000 b",
+]
+
+
+@pytest.mark.parametrize("minimum", [0, 1, 2, 3])
+@pytest.mark.parametrize("multiline", [False, True])
+def test_text_json_pattern_accepts_exactly_what_the_field_loads(minimum: int,
+                                                                multiline: bool) -> None:
+    """The pattern in the OpenAPI document (schemathesis generates from it, and checks that
+    what matches is accepted and what does not is refused) agrees with the field itself."""
+    import re
+
+    from marshmallow import Schema, validate
+
+    from pdm_records.schemas import Text
+
+    field = Text(validate=validate.Length(min=minimum, max=50), multiline=multiline)
+    schema = Schema.from_dict({"value": field})()
+    pattern = re.compile(field.json_pattern())
+    for sample in PATTERN_SAMPLES:
+        try:
+            schema.load({"value": sample})
+            loads = True
+        except ValidationError:
+            loads = False
+        assert (pattern.search(sample) is not None) == loads, (sample, minimum, multiline)
