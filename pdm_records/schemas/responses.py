@@ -204,6 +204,9 @@ class CaseDetailSchema(Schema):
     comments = fields.List(fields.Nested(CommentViewSchema), required=True)
     characteristic_confirmations = fields.Nested(ConfirmationsViewSchema, required=True,
                                                  allow_none=True)
+    takes_changes = fields.Boolean(required=True, metadata={
+        "description": "False once the case's disposal is signed: every change is refused "
+                       "with 409."})
     can_confirm = fields.Boolean(required=True)
     retention = fields.Nested(RetentionSchema, required=True)
     allowed_actions = fields.List(fields.Nested(ActionSchema), required=True)

@@ -46,13 +46,14 @@ def case_detail(
     session.refresh(case)
     sigs = signatures_of(session, case)
     retention = case_retention(session, case, store)
-    if tombstone_of(session, case) is not None:
+    disposed = tombstone_of(session, case) is not None  # complete, or signed and under way
+    if disposed:
         store = None  # disposed: the signed objects are gone by design; the rows still verify
     facts = facts_for(session, actor, case)
     actions = []
     from ..workflow import TransitionRefused, find_transition
 
-    for step in allowed_from(case.status):
+    for step in [] if disposed else allowed_from(case.status):
         try:
             find_transition(case.status, step.target, facts)
         except TransitionRefused:
@@ -109,16 +110,21 @@ def case_detail(
         "comments": [{"id": c.id, "author": c.author.printed_name, "body": c.body,
                       "created_at": c.created_at.isoformat()} for c in case.comments],
         "characteristic_confirmations": confirmation_view(session, case),
-        "can_confirm": case.status is CaseStatus.IN_DESIGN and bool(case.iterations)
-        and "engineer" in actor.role_names and confirmation_required(case),
+        # A disposed case takes no further changes (services.requests.refuse_if_disposed).
+        "takes_changes": not disposed,
+        "can_confirm": not disposed and case.status is CaseStatus.IN_DESIGN
+        and bool(case.iterations) and "engineer" in actor.role_names
+        and confirmation_required(case),
         "retention": retention,
         "allowed_actions": actions,
-        "editable": case.status in (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
+        "editable": not disposed
+        and case.status in (CaseStatus.DRAFT, CaseStatus.CHANGES_REQUESTED)
         and case.prescriber_id == actor.id,
-        "can_add_iteration": case.status in (CaseStatus.ACCEPTED, CaseStatus.IN_DESIGN)
+        "can_add_iteration": not disposed
+        and case.status in (CaseStatus.ACCEPTED, CaseStatus.IN_DESIGN)
         and "engineer" in actor.role_names,
-        "can_verify": case.status is CaseStatus.IN_DESIGN and bool(case.iterations)
-        and "engineer" in actor.role_names,
+        "can_verify": not disposed and case.status is CaseStatus.IN_DESIGN
+        and bool(case.iterations) and "engineer" in actor.role_names,
     }
 
 

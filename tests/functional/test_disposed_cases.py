@@ -99,9 +99,16 @@ def test_a_disposed_case_refuses_every_change(app: Flask, accounts: Accounts,
         assert response.status_code == 409, (name, response.status_code, text[:300])
         assert "was disposed of on" in text and "takes no further changes" in text, name
     assert _counts(app) == before, "a change to a disposed case wrote something"
-    # Reading stays possible: the case page shows the disposal and its tombstone.
+    # Reading stays possible: the case page shows the disposal and its tombstone, and offers
+    # no action that would be refused (no comment form, no workflow step, no hold).
     page = quality.get(f"/cases/{case['id']}").get_data(as_text=True)
-    assert "retention ended, reviewed" in page
+    assert "retention ended, reviewed" in page and 'id="no-changes"' in page
+    for action in ("/comments", "/transition", "/holds", "/assign"):
+        assert f'action="/cases/{case["id"]}{action}"' not in page, action
+        assert f'action="/retention/cases/{case["id"]}{action}"' not in page, action
+    view = app.test_client().get(f"/api/v1/cases/{case['id']}",
+                                 headers=bearer(case["clinician"])).get_json()
+    assert view["takes_changes"] is False and view["allowed_actions"] == []
 
 
 def test_a_disposal_under_way_refuses_changes_and_can_still_be_completed(
