@@ -36,6 +36,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static",
                 instance_path=str(Path(instance_path).resolve()) if instance_path
                 else None, instance_relative_config=True)
+    from .converters import RowId
+
+    app.url_map.converters["int"] = RowId
     settings, problems = load_settings(Path(app.instance_path), overrides=config)
     app.config.update(settings)
     app.extensions["pdm_config_problems"] = problems

@@ -137,3 +137,32 @@ def test_behind_a_proxy_the_forwarded_scheme_turns_on_hsts(app: Flask) -> None:
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
     direct = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "Strict-Transport-Security" not in direct.headers
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/cases/2147483648", "/api/v1/cases/99999999999999999999", "/api/v1/cases/0",
+    "/api/v1/tokens/2147483648", "/cases/2147483648", "/admin/users/2147483648/unlock"])
+def test_ids_beyond_a_32_bit_row_id_are_404_before_any_query(
+        app: Flask, accounts: Accounts, path: str) -> None:
+    """Row ids are PostgreSQL ``integer``: a larger id must be "not found" on every database,
+    not an out-of-range error from PostgreSQL alone (found by schemathesis on PostgreSQL)."""
+    from tests.requests_support import bearer
+
+    client = app.test_client()
+    if path.startswith("/api/"):
+        method = "DELETE" if "/tokens/" in path else "GET"
+        response = client.open(path, method=method, headers=bearer(accounts.token("admin")))
+        assert response.status_code == 404, response.get_data(as_text=True)[:300]
+        assert set(response.get_json()) == {"error", "message", "field_errors"}
+    else:
+        accounts.login(client, "admin")
+        method = "POST" if path.endswith("/unlock") else "GET"
+        response = client.open(path, method=method)
+        assert response.status_code == 404, response.status_code
+
+
+def test_the_openapi_document_states_the_id_range(app: Flask) -> None:
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    params = spec["paths"]["/api/v1/cases/{case_id}"]["parameters"]
+    case_id = next(p for p in params if p["name"] == "case_id")["schema"]
+    assert case_id["minimum"] == 1 and case_id["maximum"] == 2**31 - 1

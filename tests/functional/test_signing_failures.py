@@ -224,7 +224,7 @@ def test_every_signing_route_is_rate_limited_and_listed_here(app: Flask) -> None
 def _failures(app: Flask, user_id: int) -> tuple[list[dict[str, Any]], int, int]:
     with app.app_context():
         events = [e.after for e in db.session.scalars(sa.select(AuditEvent).where(
-            AuditEvent.action == "auth.failed", AuditEvent.target_id == user_id))]
+            AuditEvent.action == "auth.failed", AuditEvent.target_id == str(user_id)))]
         user = db.session.get(User, user_id)
         assert user is not None
         signatures = db.session.scalar(sa.select(sa.func.count()).select_from(Signature)) or 0
