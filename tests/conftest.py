@@ -205,8 +205,9 @@ class Accounts:
             assert "/tf-" not in response.headers["Location"], response.headers["Location"]
         return user
 
-    def token(self, *roles: str) -> str:
-        account = self.user(*roles)
+    def token(self, *roles: str, email: str | None = None) -> str:
+        """A new API token of the account ``user(*roles, email=email)``."""
+        account = self.user(*roles, email=email)
         with self.app.app_context():
             user = db.session.get(User, account.id)
             assert user is not None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,26 @@ def write_policy(directory: Path, text: str, name: str = "policy.yaml") -> str:
 def seconds_policy(directory: Path, seconds: int) -> str:
     return write_policy(directory, SECONDS_POLICY.format(implantable=seconds, other=seconds),
                         "seconds.yaml")
+
+
+DISPOSABLE_WITHIN_S = 30.0
+
+
+def wait_until_disposable(app: Flask, case_id: int, bound_s: float = DISPOSABLE_WITHIN_S) -> None:
+    """Poll (bounded) until the case's retention has passed and disposal would be allowed;
+    fail naming the refusal when it is not within ``bound_s``."""
+    from pdm_records.services.retention import disposal_refusal
+
+    start = time.monotonic()
+    while True:
+        with app.app_context():
+            case = db.session.get(Case, case_id)
+            assert case is not None
+            refusal = disposal_refusal(db.session, case, datetime.now(UTC))
+        if refusal is None:
+            return
+        assert time.monotonic() - start < bound_s, refusal
+        time.sleep(0.2)
 
 
 def signed_case(app: Flask, accounts: Accounts, catalogue: dict[str, int],

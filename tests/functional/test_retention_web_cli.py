@@ -5,8 +5,6 @@ and a broken policy refused by serving and by ``pdm doctor``."""
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +16,14 @@ from pdm_records import create_app
 from pdm_records.config import ConfigurationError, load_settings
 from pdm_records.extensions import db
 from pdm_records.models import Case, FileState, LegalHold, StoredFile, Tombstone, TombstoneState
-from pdm_records.services import retention as svc
 from pdm_records.services.doctor import _retention_check
 from tests.conftest import PASSWORD, Accounts, csrf_token
-from tests.retention_support import seconds_policy, signed_case, write_policy
-
-BOUND_S = 30.0
+from tests.retention_support import (
+    seconds_policy,
+    signed_case,
+    wait_until_disposable,
+    write_policy,
+)
 
 
 @pytest.fixture
@@ -36,19 +36,6 @@ def config_overrides(tmp_path: Path, retention_seconds: int | None) -> dict[str,
     if retention_seconds is None:
         return {}
     return {"PDM_RETENTION_POLICY": seconds_policy(tmp_path, retention_seconds)}
-
-
-def _wait_until_eligible(app: Flask, case_id: int) -> None:
-    start = time.monotonic()
-    while True:
-        with app.app_context():
-            case = db.session.get(Case, case_id)
-            assert case is not None
-            if svc.disposal_refusal(db.session, case, datetime.now(UTC)) is None:
-                return
-        if time.monotonic() - start > BOUND_S:
-            pytest.fail(f"case {case_id} not eligible for disposal after {BOUND_S:.0f} s")
-        time.sleep(0.2)
 
 
 def test_case_page_shows_retention_and_quality_places_and_releases_a_hold(
@@ -124,7 +111,7 @@ def test_disposal_through_the_web_only_after_expiry(
     quality = app.test_client()
     accounts.login(quality, "quality")
     token = csrf_token(quality, f"/cases/{case['id']}")
-    _wait_until_eligible(app, case["id"])
+    wait_until_disposable(app, case["id"])
     with app.app_context():
         number = db.session.get(Case, case["id"]).number  # type: ignore[union-attr]
     listing = quality.get("/retention/disposal").get_data(as_text=True)
@@ -167,7 +154,7 @@ def test_cli_report_and_dispose(app: Flask, accounts: Accounts,
     runner = app.test_cli_runner()
     with app.app_context():
         number = db.session.get(Case, case["id"]).number  # type: ignore[union-attr]
-    _wait_until_eligible(app, case["id"])
+    wait_until_disposable(app, case["id"])
     report = runner.invoke(args=["pdm", "retention-report", "--json", "--within-days", "1"])
     assert report.exit_code == 0, report.output
     data = json.loads(report.output)

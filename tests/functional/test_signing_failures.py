@@ -12,10 +12,8 @@ is checked). ``SIGNING_ROUTES`` must list exactly ``security.signing.SIGNING_END
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +23,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from pdm_records.extensions import db
-from pdm_records.models import AuditEvent, Case, CaseStatus, LegalHold, Signature, User
+from pdm_records.models import AuditEvent, CaseStatus, LegalHold, Signature, User
 from pdm_records.security.signing import SIGNING_ENDPOINTS
-from pdm_records.services import retention as retention_svc
-from pdm_records.services import users as user_service
 from tests.conftest import PASSWORD, Accounts, csrf_token
 from tests.functional.test_envelopes_web import SECOND_QUALITY, login_as
 from tests.functional.test_requests_workflow import force_status
 from tests.meshes import binary_stl
 from tests.requests_support import PATIENT_MATCHED, attach, bearer, common, create
-from tests.retention_support import seconds_policy
+from tests.retention_support import seconds_policy, wait_until_disposable
 
 WRONG = "not the password at all"
-ELIGIBLE_WITHIN_S = 30.0
 
 
 @pytest.fixture
@@ -97,16 +92,6 @@ def _api(app: Flask, token: str, url: str, body: dict[str, Any]) -> Callable[[st
     return send
 
 
-def _token_of(app: Flask, user_id: int) -> str:
-    with app.app_context():
-        user = db.session.get(User, user_id)
-        assert user is not None
-        _, secret = user_service.create_token(db.session, actor=None, user=user, name="t",
-                                              expiry_days=1)
-        db.session.commit()
-    return secret
-
-
 def _draft_envelope(app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> int:
     response = app.test_client().post("/api/v1/envelopes", headers=bearer(
         accounts.token("quality")), json={"device_type_id": catalogue["guide"],
@@ -150,7 +135,7 @@ def _web_approve_envelope(app: Flask, accounts: Accounts, catalogue: dict[str, i
 def _api_approve_envelope(app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> Attempt:
     version_id = _draft_envelope(app, accounts, catalogue)
     approver = accounts.user("quality", email=SECOND_QUALITY)
-    return Attempt(_api(app, _token_of(app, approver.id),
+    return Attempt(_api(app, accounts.token("quality", email=SECOND_QUALITY),
                         f"/api/v1/envelopes/{version_id}/approve", {}), approver.id, True)
 
 
@@ -178,16 +163,7 @@ def _dispose(app: Flask, accounts: Accounts, catalogue: dict[str, int]) -> Attem
     # No attachment: a file uploaded to a draft keeps its own (default) lock, longer than the
     # one-second policy.
     case_id = _signed_case(app, accounts, catalogue, attached=False)
-    start = time.monotonic()
-    while True:  # the one-second policy: wait until the retention period has passed
-        with app.app_context():
-            case = db.session.get(Case, case_id)
-            assert case is not None
-            if retention_svc.disposal_refusal(db.session, case, datetime.now(UTC)) is None:
-                break
-            refusal = retention_svc.disposal_refusal(db.session, case, datetime.now(UTC))
-        assert time.monotonic() - start < ELIGIBLE_WITHIN_S, refusal
-        time.sleep(0.2)
+    wait_until_disposable(app, case_id)  # the one-second policy
     client = _browser(app, accounts, "quality")
     return Attempt(_form(client, f"/retention/cases/{case_id}/dispose", f"/cases/{case_id}"),
                    accounts.user("quality").id, True, client)

@@ -33,7 +33,7 @@ from tests.conftest import (
 )
 from tests.meshes import binary_stl
 from tests.requests_support import ADAPTABLE, CUSTOM_MADE, PATIENT_MATCHED, bearer, common
-from tests.retention_support import seconds_policy
+from tests.retention_support import seconds_policy, wait_until_disposable
 
 CLIN, ENG, QUAL, ADMIN = "clinician", "engineer", "quality", "admin"
 QUAL2 = "quality-2"  # a second quality user: envelopes are approved by another than the author
@@ -57,7 +57,6 @@ HOSTILE_CONFIG: dict[str, Any] = {
 # Records may be disposed of one second after signing (a policy file written per world), so
 # the disposal form can be sent with every hostile reason and succeed where it should.
 DISPOSABLE_AFTER_S = 1
-ELIGIBLE_WITHIN_S = 30.0
 ENVELOPE = {"max_faces": 100000, "min_faces": 4}
 
 
@@ -69,21 +68,9 @@ class World:
         self.accounts = Accounts(app)
         self.catalogue = load_catalogue(app)
         self.tokens = {role: self.accounts.token(role) for role in (CLIN, ENG, QUAL, ADMIN)}
-        self.tokens[QUAL2] = self._token_of(self.accounts.user(QUAL, email=SECOND_QUALITY).id)
+        self.tokens[QUAL2] = self.accounts.token(QUAL, email=SECOND_QUALITY)
         self._clients: dict[str, FlaskClient] = {}
         self._csrf: dict[str, str] = {}
-
-    def _token_of(self, user_id: int) -> str:
-        from pdm_records.models import User
-        from pdm_records.services import users as user_service
-
-        with self.app.app_context():
-            user = db.session.get(User, user_id)
-            assert user is not None
-            _, secret = user_service.create_token(db.session, actor=None, user=user,
-                                                  name="second", expiry_days=1)
-            db.session.commit()
-        return secret
 
     def fresh_code(self, who: str) -> str:
         """A TOTP code the product has not accepted yet for ``who`` (an e-mail, or a role's
@@ -179,22 +166,9 @@ class World:
 
     def disposable_case(self) -> int:
         """A signed case (no files) whose retention period has passed."""
-        import time
-        from datetime import UTC, datetime
-
-        from pdm_records.models import Case
-        from pdm_records.services import retention
-
         case_id = self.submitted_case()
-        start = time.monotonic()
-        while True:
-            with self.app.app_context():
-                case = db.session.get(Case, case_id)
-                refusal = retention.disposal_refusal(db.session, case, datetime.now(UTC))
-            if refusal is None:
-                return case_id
-            assert time.monotonic() - start < ELIGIBLE_WITHIN_S, refusal
-            time.sleep(0.2)
+        wait_until_disposable(self.app, case_id)
+        return case_id
 
     def case_view(self, case_id: int, role: str = CLIN) -> dict[str, Any]:
         return dict(self.call("GET", f"/api/v1/cases/{case_id}", role))
